@@ -1,0 +1,247 @@
+"""``sync.toml``: the mirror, the systems and the jobs, validated before anything runs.
+
+Values may reference the environment as ``${VAR}`` (the way to pass secrets). Every problem is
+reported as a :class:`ConfigError` naming the file, the key and what to do.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from .connectors import COMMON_SETTINGS, KINDS, Setting, connector_class
+from .errors import ConfigError
+from .http import SECRETS
+
+DEFAULT_CONFIG = "sync.toml"
+DEFAULT_MIRROR = "sqlite:///syncengine.db"
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+@dataclass
+class Job:
+    name: str
+    cron: str | None = None
+    every: timedelta | None = None
+    pull: list[str] = field(default_factory=list)      # "system" or "system:Entity"
+    mappings: list[str] = field(default_factory=list)  # names of mappings/*.toml
+
+
+@dataclass
+class Config:
+    path: Path
+    mirror_url: str
+    systems: dict[str, dict[str, Any]]
+    jobs: list[Job]
+    mappings_dir: Path
+
+    def system(self, name: str) -> dict[str, Any]:
+        if name not in self.systems:
+            known = ", ".join(self.systems) or "none"
+            raise ConfigError(str(self.path), f"systems.{name}",
+                              f"no such system (configured: {known})")
+        return self.systems[name]
+
+    def job(self, name: str) -> Job:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise ConfigError(str(self.path), "jobs", f"no job named {name!r} "
+                          f"(configured: {', '.join(j.name for j in self.jobs) or 'none'})")
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--config, else $SYNCENGINE_CONFIG, else ./sync.toml."""
+    return Path(explicit or os.environ.get("SYNCENGINE_CONFIG") or DEFAULT_CONFIG)
+
+
+def parse_duration(text: str, *, file: str = "", key: str = "") -> timedelta:
+    """``90s``, ``15m``, ``6h``, ``1d`` (a bare number is seconds)."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ConfigError(file, key, f"{text!r} is not a duration; write e.g. 30s, 15m, 6h or 1d")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    path = config_path(path)
+    file = str(path)
+    if not path.is_file():
+        raise ConfigError(file, None, "file not found; create one with `syncengine init` "
+                          "or point --config / SYNCENGINE_CONFIG at yours")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, None, f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(file, None, "not UTF-8 text") from None
+    _check_keys(file, "", raw, {"mirror", "systems", "jobs", "mappings_dir"})
+    raw = _expand_env(raw, file, "")
+
+    mirror = raw.get("mirror", {})
+    _require_table(file, "mirror", mirror)
+    _check_keys(file, "mirror.", mirror, {"url"})
+    url = mirror.get("url", DEFAULT_MIRROR)
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(file, "mirror.url", "must be a database URL such as "
+                          "sqlite:///syncengine.db or postgresql+psycopg://user@host/db")
+    url = _anchor_sqlite(url, path.parent)
+
+    systems_raw = raw.get("systems", {})
+    _require_table(file, "systems", systems_raw)
+    systems = {name: _system(file, name, table) for name, table in systems_raw.items()}
+
+    jobs_raw = raw.get("jobs", [])
+    if not isinstance(jobs_raw, list):
+        raise ConfigError(file, "jobs", "must be an array of tables: write [[jobs]] sections")
+    jobs = [_job(file, i, table, systems) for i, table in enumerate(jobs_raw)]
+    seen: set[str] = set()
+    for job in jobs:
+        if job.name in seen:
+            raise ConfigError(file, "jobs", f"two jobs are named {job.name!r}; names must be unique")
+        seen.add(job.name)
+
+    mappings_dir = Path(raw.get("mappings_dir", "mappings"))
+    if not mappings_dir.is_absolute():
+        mappings_dir = path.parent / mappings_dir
+    return Config(path=path, mirror_url=url, systems=systems, jobs=jobs, mappings_dir=mappings_dir)
+
+
+def _system(file: str, name: str, table: Any) -> dict[str, Any]:
+    key = f"systems.{name}"
+    _require_table(file, key, table)
+    if not _NAME.match(name):
+        raise ConfigError(file, key, "system names start with a letter and use letters, "
+                          "digits, '_' and '-' only")
+    kind = table.get("kind")
+    if kind is None:
+        raise ConfigError(file, f"{key}.kind", f"missing; one of: {', '.join(KINDS)}")
+    if kind not in KINDS:
+        raise ConfigError(file, f"{key}.kind", f"unknown kind {kind!r}; one of: {', '.join(KINDS)}")
+    declared: dict[str, Setting] = {**COMMON_SETTINGS, **connector_class(kind).settings}
+    _check_keys(file, f"{key}.", table, set(declared))
+    values: dict[str, Any] = {}
+    for setting_name, setting in declared.items():
+        skey = f"{key}.{setting_name}"
+        if setting_name not in table:
+            if setting.required:
+                hint = f' (e.g. {setting_name} = "${{{name.upper()}_{setting_name.upper()}}}")' \
+                    if setting.secret else ""
+                raise ConfigError(file, skey, f"missing; {setting.help or 'required'}{hint}")
+            values[setting_name] = setting.default
+            continue
+        value = table[setting_name]
+        if isinstance(value, bool) and bool not in _types(setting.type):
+            raise ConfigError(file, skey, f"must be {_type_name(setting.type)}, not a boolean")
+        if not isinstance(value, setting.type):
+            raise ConfigError(file, skey, f"must be {_type_name(setting.type)}, "
+                              f"not {type(value).__name__} {value!r}"
+                              if not setting.secret else f"must be {_type_name(setting.type)}")
+        if setting.secret:
+            SECRETS.add(value)
+        values[setting_name] = value
+    parse_duration(values["sweep_every"], file=file, key=f"{key}.sweep_every")
+    if not 0 <= float(values["max_delete_share"]) <= 1:
+        raise ConfigError(file, f"{key}.max_delete_share", "must be a share between 0 and 1, e.g. 0.1")
+    if values["rate_limit"] is not None and values["rate_limit"] <= 0:
+        raise ConfigError(file, f"{key}.rate_limit", "must be a positive number of requests per second")
+    return values
+
+
+def _job(file: str, index: int, table: Any, systems: dict[str, dict[str, Any]]) -> Job:
+    key = f"jobs[{index}]"
+    _require_table(file, key, table)
+    _check_keys(file, f"{key}.", table, {"name", "cron", "every", "pull", "mappings"})
+    name = table.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(file, f"{key}.name", "missing or not a simple name (letters, digits, _ and -)")
+    key = f"jobs.{name}"
+    if "cron" in table and "every" in table:
+        raise ConfigError(file, key, "give either cron or every, not both")
+    cron = table.get("cron")
+    if cron is not None:
+        _check_cron(file, f"{key}.cron", cron)
+    every = None
+    if "every" in table:
+        every = parse_duration(table["every"], file=file, key=f"{key}.every")
+        if every.total_seconds() <= 0:
+            raise ConfigError(file, f"{key}.every", "must be longer than zero")
+    pulls = _str_list(file, f"{key}.pull", table.get("pull", []))
+    for target in pulls:
+        system = target.split(":", 1)[0]
+        if system not in systems:
+            raise ConfigError(file, f"{key}.pull", f"unknown system {system!r} "
+                              f"(configured: {', '.join(systems) or 'none'})")
+    mappings = _str_list(file, f"{key}.mappings", table.get("mappings", []))
+    return Job(name=name, cron=cron, every=every, pull=pulls, mappings=mappings)
+
+
+def _check_cron(file: str, key: str, cron: Any) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    if not isinstance(cron, str):
+        raise ConfigError(file, key, 'must be a crontab string such as "0 2 * * *"')
+    try:
+        CronTrigger.from_crontab(cron)
+    except ValueError as exc:
+        raise ConfigError(file, key, f"not a valid crontab expression ({exc}); "
+                          'write five fields, e.g. "0 2 * * *"') from None
+
+
+def _expand_env(value: Any, file: str, key: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env(v, file, f"{key}{'.' if key else ''}{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, file, f"{key}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        def sub(match: re.Match[str]) -> str:
+            var = match.group(1)
+            if var not in os.environ:
+                raise ConfigError(file, key, f"environment variable {var} is not set; "
+                                  f"export {var}=… before running")
+            return os.environ[var]
+        return _ENV.sub(sub, value)
+    return value
+
+
+def _anchor_sqlite(url: str, base: Path) -> str:
+    """A relative SQLite path is relative to the config file, wherever the command runs."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url[len(prefix):] \
+            and not url[len(prefix):].startswith(":memory:"):
+        return prefix + str((base / url[len(prefix):]).resolve())
+    return url
+
+
+def _check_keys(file: str, prefix: str, table: dict[str, Any], allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(file, f"{prefix}{key}", f"unknown key; allowed here: {', '.join(sorted(allowed))}")
+
+
+def _require_table(file: str, key: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(file, key, f"must be a table ([{key}]), not {type(value).__name__}")
+
+
+def _str_list(file: str, key: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(file, key, 'must be a list of strings, e.g. ["a", "b"]')
+    return value
+
+
+def _types(t: type | tuple[type, ...]) -> tuple[type, ...]:
+    return t if isinstance(t, tuple) else (t,)
+
+
+def _type_name(t: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             list: "a list", dict: "a table"}
+    return " or ".join(dict.fromkeys(names.get(x, x.__name__) for x in _types(t)))

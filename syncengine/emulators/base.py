@@ -1,0 +1,301 @@
+"""What every CRM emulator shares: the HTTP server, fault injection, latency, stats and test hooks.
+
+A CRM emulator is an :class:`EmulatorApp` subclass that turns a :class:`Request` into a
+:class:`Response` and keeps its own state. :class:`EmulatorServer` serves it on 127.0.0.1 and adds,
+in front of every CRM request:
+
+* added latency, a share of HTTP 5xx answers, hung requests (timeouts), truncated JSON bodies,
+  expired sessions, and HTTP 429 with ``Retry-After`` above a request rate (:class:`Faults`);
+* ``GET /__emulator__/stats`` → ``{"requests": {"<operation>": n}, "total": n}``;
+* ``POST /__emulator__/faults`` (JSON fields of :class:`Faults`) to change faults at run time;
+* ``POST /__emulator__/<action>`` (JSON body) → ``app.control(action, payload)``, the
+  emulator-side way to edit, delete and restore records as a UI user would.
+
+Keep-alive is fast: the handler disables Nagle and buffers its writes, otherwise every request
+waits ~40 ms for a delayed ACK and benchmarks measure the emulator (see shared/NOTES.md).
+"""
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+CONTROL_PREFIX = "/__emulator__/"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.body) if self.body else None
+        except ValueError:
+            return None
+
+    def param(self, name: str) -> str | None:
+        """A parameter from the query string or, failing that, the form body (PHP's $_REQUEST)."""
+        return self.query.get(name, self.form.get(name))
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200, *, ensure_ascii: bool = False,
+             escape_slashes: bool = False, content_type: str = "application/json",
+             headers: dict[str, str] | None = None) -> "Response":
+        """Serialise like PHP when asked: ``\\uXXXX`` escapes and ``\\/``."""
+        text = json.dumps(value, ensure_ascii=ensure_ascii, separators=(",", ":"))
+        if escape_slashes:
+            text = text.replace("/", "\\/")
+        return cls(status, text.encode("utf-8"), content_type, headers or {})
+
+    @classmethod
+    def empty(cls, status: int = 500, content_type: str = "text/html; charset=UTF-8") -> "Response":
+        """A PHP fatal: no body at all."""
+        return cls(status, b"", content_type)
+
+    @classmethod
+    def html(cls, text: str, status: int = 200) -> "Response":
+        return cls(status, text.encode("utf-8"), "text/html; charset=UTF-8")
+
+
+@dataclass
+class Faults:
+    """Failure switches. Rates are shares of CRM requests (0.0 … 1.0)."""
+
+    latency: float = 0.0          # seconds added to every CRM request
+    error_rate: float = 0.0       # answered by app.fault_response() (HTTP 5xx)
+    timeout_rate: float = 0.0     # request hangs for hang_seconds, then the connection closes
+    broken_json_rate: float = 0.0  # a normal answer cut in half
+    expire_rate: float = 0.0      # sessions/tokens expire just before the request
+    rate_limit: float = 0.0       # requests per second above which the server answers 429
+    retry_after: int = 1          # seconds announced in Retry-After
+    hang_seconds: float = 3.0
+    seed: int | None = None
+
+    def update(self, values: dict[str, Any]) -> None:
+        names = {f.name for f in fields(self)}
+        for key, value in values.items():
+            if key not in names:
+                raise ValueError(f"unknown fault switch {key!r}; known: {', '.join(sorted(names))}")
+            setattr(self, key, value)
+
+
+class EmulatorApp:
+    """One CRM's API. Subclasses implement :meth:`handle` and :meth:`operation`."""
+
+    kind = "base"
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()  # guards the app's state; handlers run in threads
+
+    def handle(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    def operation(self, request: Request) -> str:
+        """The name counted in the stats for this request (e.g. vtiger's ``operation`` value)."""
+        return request.path
+
+    def fault_response(self) -> Response:
+        """What an injected server error looks like for this CRM."""
+        return Response.empty(500)
+
+    def rate_limited_response(self, retry_after: int) -> Response:
+        return Response.json({"error": "Too Many Requests"}, 429,
+                             headers={"Retry-After": str(retry_after)})
+
+    def expire_sessions(self) -> None:
+        """Forget every session/token, as a server-side expiry would."""
+
+    def control(self, action: str, payload: dict[str, Any]) -> Any:
+        """Test hooks over HTTP: ``POST /__emulator__/<action>`` calls ``control_<action>(**payload)``."""
+        method = getattr(self, f"control_{action.replace('-', '_')}", None)
+        if method is None:
+            raise KeyError(action)
+        with self.lock:
+            return method(**payload)
+
+    def toml_section(self, name: str, url: str) -> str:
+        """A ready ``[systems.NAME]`` section for connecting to this emulator."""
+        raise NotImplementedError
+
+
+class EmulatorServer:
+    """Serve an :class:`EmulatorApp` on 127.0.0.1; usable as a context manager in tests."""
+
+    def __init__(self, app: EmulatorApp, *, port: int = 0, host: str = "127.0.0.1",
+                 faults: Faults | None = None):
+        self.app = app
+        self.faults = faults or Faults()
+        self.stats: Counter[str] = Counter()
+        self._stats_lock = threading.Lock()
+        self._random = random.Random(self.faults.seed)
+        self._window: list[float] = []  # request times in the last second, for rate_limit
+        self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "EmulatorServer":
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
+                                        name=f"emulator-{self.app.kind}")
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "EmulatorServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reset_stats(self) -> None:
+        with self._stats_lock:
+            self.stats.clear()
+
+    def stats_json(self) -> dict[str, Any]:
+        with self._stats_lock:
+            return {"requests": dict(self.stats), "total": sum(self.stats.values())}
+
+    # -- request pipeline -------------------------------------------------------------------
+
+    def dispatch(self, request: Request) -> Response | None:
+        """Answer one request; None means: drop the connection without an answer."""
+        if request.path.startswith(CONTROL_PREFIX):
+            return self._control(request)
+        with self._stats_lock:
+            self.stats[self.app.operation(request)] += 1
+        f = self.faults
+        if f.latency:
+            time.sleep(f.latency)
+        if f.rate_limit and self._over_rate(f.rate_limit):
+            return self.app.rate_limited_response(f.retry_after)
+        roll = self._roll
+        if roll(f.timeout_rate):
+            time.sleep(f.hang_seconds)
+            return None
+        if roll(f.error_rate):
+            return self.app.fault_response()
+        if roll(f.expire_rate):
+            with self.app.lock:
+                self.app.expire_sessions()
+        response = self.app.handle(request)
+        if roll(f.broken_json_rate) and response.body:
+            response.body = response.body[: len(response.body) // 2]
+        return response
+
+    def _roll(self, rate: float) -> bool:
+        return rate > 0 and self._random.random() < rate
+
+    def _over_rate(self, per_second: float) -> bool:
+        now = time.monotonic()
+        with self._stats_lock:
+            self._window = [t for t in self._window if now - t < 1.0]
+            if len(self._window) >= per_second:
+                return True
+            self._window.append(now)
+            return False
+
+    def _control(self, request: Request) -> Response:
+        action = request.path[len(CONTROL_PREFIX):].strip("/")
+        if request.method == "GET" and action == "stats":
+            return Response.json(self.stats_json())
+        payload = request.json() or {}
+        try:
+            if action == "faults":
+                self.faults.update(payload)
+                return Response.json({"faults": self.faults.__dict__})
+            if action == "reset-stats":
+                self.reset_stats()
+                return Response.json({"ok": True})
+            result = self.app.control(action, payload)
+        except KeyError as exc:
+            return Response.json({"error": f"unknown control action {exc}"}, 404)
+        except (TypeError, ValueError) as exc:
+            return Response.json({"error": str(exc)}, 400)
+        return Response.json({"ok": True, "result": result})
+
+
+def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+        wbufsize = -1  # buffered: headers and body leave in one send
+        server_version = "Apache"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def _serve(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            ctype = (self.headers.get("Content-Type") or "").lower()
+            form: dict[str, str] = {}
+            if ctype.startswith("application/x-www-form-urlencoded") and body:
+                form = _flat(parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True))
+            request = Request(
+                method=self.command, path=parts.path,
+                query=_flat(parse_qs(parts.query, keep_blank_values=True)), form=form,
+                headers={k.lower(): v for k, v in self.headers.items()}, body=body)
+            try:
+                response = server.dispatch(request)
+            except Exception as exc:  # an emulator bug must not look like a hang
+                response = Response.json({"emulator_error": repr(exc)}, 599)
+            if response is None:
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(response.body)
+            self.wfile.flush()
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+    return Handler
+
+
+def _flat(values: dict[str, list[str]]) -> dict[str, str]:
+    """PHP keeps the last value of a repeated parameter."""
+    return {k: v[-1] for k, v in values.items()}

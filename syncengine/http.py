@@ -1,0 +1,183 @@
+"""The one HTTP layer every connector uses: retries with backoff, Retry-After, a request budget,
+request counting and secret-free error messages.
+
+Connectors pass a ``parse`` function that turns a :class:`requests.Response` into a result or
+raises a typed error (:mod:`syncengine.errors`); :meth:`HttpClient.request` retries the whole
+exchange on :class:`TransientError` (5xx, timeouts, dropped connections, broken JSON) and
+:class:`RateLimited` (honouring ``Retry-After``), and gives up with the last error.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable, TypeVar
+from urllib.parse import urlsplit
+
+import orjson
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from .errors import RateLimited, TransientError
+
+log = logging.getLogger("syncengine.http")
+T = TypeVar("T")
+
+
+class Secrets:
+    """Values that must never reach a log line, an error message or the mirror."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, value: Any) -> None:
+        if isinstance(value, str) and len(value) >= 4 and value not in self._values:
+            self._values.add(value)
+            self._pattern = re.compile("|".join(re.escape(v) for v in
+                                                sorted(self._values, key=len, reverse=True)))
+
+    def redact(self, text: str) -> str:
+        return self._pattern.sub("***", text) if self._pattern else text
+
+
+SECRETS = Secrets()
+
+
+class RedactingFilter(logging.Filter):
+    """Installed on our log handlers: replaces every known secret with ***."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = SECRETS.redact(record.getMessage())
+        record.args = ()
+        return True
+
+
+class RequestBudget:
+    """At most ``per_second`` requests per second across all threads of one system."""
+
+    def __init__(self, per_second: float | None):
+        self.interval = 1.0 / per_second if per_second else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self.waited = 0.0
+
+    def acquire(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            self.waited += start - now
+            time.sleep(start - now)
+
+
+class HttpClient:
+    """A keep-alive session to one system, with its budget, retries and counters."""
+
+    def __init__(self, system: str, *, rate_limit: float | None = None, timeout: float = 30,
+                 retries: int = 5, backoff: float = 0.25, max_backoff: float = 30,
+                 verify: bool | str = True, pool_size: int = 8):
+        self.system = system
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.budget = RequestBudget(rate_limit)
+        self.counts: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
+        self.session = requests.Session()
+        self.session.verify = verify
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = "syncengine"
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.counts.values())
+
+    def request(self, method: str, url: str, *, op: str, parse: Callable[[requests.Response], T],
+                retry: bool = True, **kwargs: Any) -> T:
+        """Send one logical request; retried on transient failures unless ``retry=False``."""
+        attempts = self.retries + 1 if retry else 1
+        retrying = Retrying(retry=retry_if_exception_type(TransientError),
+                            stop=stop_after_attempt(attempts), wait=self._wait, reraise=True,
+                            before_sleep=self._log_retry)
+        for attempt in retrying:
+            with attempt:
+                return self._send(method, url, op, parse, kwargs)
+        raise AssertionError("unreachable")
+
+    def _send(self, method: str, url: str, op: str, parse: Callable[[requests.Response], T],
+              kwargs: dict[str, Any]) -> T:
+        self.budget.acquire()
+        with self._count_lock:
+            self.counts[op] += 1
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            if response.status_code == 429:
+                raise RateLimited(f"rate limited (HTTP 429) on {op}",
+                                  retry_after=_retry_after(response), system=self.system)
+            return parse(response)
+        except requests.Timeout:
+            error: Exception = TransientError(f"no answer within {self.timeout:g}s ({op})", system=self.system)
+        except requests.ConnectionError as exc:
+            error = TransientError(f"cannot reach {_origin(url)} ({_reason(exc)})", system=self.system)
+        except TransientError as exc:
+            error = exc.for_system(self.system)
+        with self._count_lock:
+            self.errors[type(error).__name__] += 1
+        raise error
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return min(exc.retry_after, self.max_backoff)
+        return min(self.backoff * 2 ** (state.attempt_number - 1), self.max_backoff)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.info("%s: retrying after %s (attempt %d)", self.system, exc, state.attempt_number)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def json_body(response: requests.Response, system: str | None = None) -> Any:
+    """The JSON of an answer; a 5xx or an unreadable body is transient."""
+    if response.status_code >= 500:
+        raise TransientError(f"HTTP {response.status_code} from the server", system=system)
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise TransientError(f"unreadable JSON in an HTTP {response.status_code} answer "
+                             f"({len(response.content)} bytes)", system=system) from None
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def _reason(exc: requests.ConnectionError) -> str:
+    text = str(exc)
+    for hint in ("Connection refused", "Name or service not known", "timed out",
+                 "Connection reset", "Remote end closed", "certificate verify failed",
+                 "Connection aborted"):
+        if hint in text:
+            return hint.lower()
+    return "connection failed"
