@@ -1,0 +1,75 @@
+"""Opening the mirror database: engine settings per dialect, and Alembic migrations on first use."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from ..errors import UsageError
+
+_upgraded: set[str] = set()
+_lock = threading.Lock()
+
+
+def migrations_dir() -> Path:
+    """``migrations/`` beside the package (editable install) or shipped inside it (wheel)."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here.parent / "migrations", here / "_migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise UsageError("the Alembic migrations folder is missing from this installation; "
+                     "reinstall syncengine (pip install -e .)")
+
+
+def alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    return cfg
+
+
+def create_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:  # WAL: readers never block the pull
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+        return engine
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        raise UsageError(f"mirror.url: cannot use this database URL ({exc})") from None
+
+
+def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
+    """Bring the engine tables to the newest revision; returns (revision before, head)."""
+    cfg = alembic_config()
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with engine.begin() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current != head:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    return current, head
+
+
+def ensure_upgraded(engine: sa.Engine) -> None:
+    """Migrate once per process and database."""
+    key = engine.url.render_as_string(hide_password=True)
+    with _lock:
+        if key in _upgraded:
+            return
+        try:
+            upgrade(engine)
+        except sa.exc.OperationalError as exc:
+            raise UsageError(f"mirror.url: cannot open the mirror database "
+                             f"({str(exc.orig).strip().splitlines()[0]})") from None
+        _upgraded.add(key)

@@ -1,0 +1,264 @@
+"""The mirror: records with their content hash, cursors, schemas, runs and change hints.
+
+Writes go through :class:`EntityWriter`, one per (system, entity): each call to
+:meth:`EntityWriter.apply` writes a batch of records, its deletions, the reporting rows and the
+cursor that follows the batch in **one transaction**, so a crash never skips or doubles a batch.
+Unchanged records (same content hash) are not written at all.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..connectors.base import EntitySchema, Field
+from . import db, reporting
+from .models import ChangeHintRow, CursorRow, RecordRow, RunRow, SchemaRow, utcnow
+
+R = RecordRow.__table__
+_CHUNK = 500
+
+
+@dataclass
+class Counts:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+
+    def __iadd__(self, other: "Counts") -> "Counts":
+        for key, value in asdict(other).items():
+            setattr(self, key, getattr(self, key) + value)
+        return self
+
+
+@dataclass
+class CursorState:
+    cursor: str | None
+    last_sweep_at: datetime | None
+    exists: bool
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+def chunks(items: list[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """INSERT … ON CONFLICT DO UPDATE, on SQLite and PostgreSQL alike."""
+    if not rows:
+        return
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    update = {c.name: insert.excluded[c.name] for c in table.columns
+              if c.name not in keys and c.name in rows[0]}
+    conn.execute(insert.on_conflict_do_update(index_elements=keys, set_=update), rows)
+
+
+class Mirror:
+    """The local SQL mirror behind ``[mirror] url``; migrates itself on first use."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = db.create_engine(url)
+        db.ensure_upgraded(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- schemas ---------------------------------------------------------------------------
+    def cached_schema(self, system: str, entity: str) -> tuple[EntitySchema, datetime] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(SchemaRow.schema, SchemaRow.described_at).where(
+                SchemaRow.system == system, SchemaRow.entity == entity)).first()
+        if row is None:
+            return None
+        raw = orjson.loads(row.schema)
+        fields = [Field(**{**f, "choices": tuple(map(tuple, f["choices"])),
+                           "refers_to": tuple(f["refers_to"])}) for f in raw.pop("fields")]
+        return EntitySchema(fields=fields, **raw), row.described_at
+
+    def save_schema(self, system: str, schema: EntitySchema) -> None:
+        with self.engine.begin() as conn:
+            upsert(conn, SchemaRow.__table__, [{
+                "system": system, "entity": schema.name,
+                "schema": orjson.dumps(asdict(schema)).decode(), "described_at": utcnow()}],
+                ["system", "entity"])
+
+    # -- cursors ---------------------------------------------------------------------------
+    def cursor_state(self, system: str, entity: str) -> CursorState:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(CursorRow.cursor, CursorRow.last_sweep_at).where(
+                CursorRow.system == system, CursorRow.entity == entity)).first()
+        return CursorState(row.cursor, row.last_sweep_at, True) if row else CursorState(None, None, False)
+
+    def reset_cursor(self, system: str, entity: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            stmt = sa.delete(CursorRow).where(CursorRow.system == system)
+            conn.execute(stmt.where(CursorRow.entity == entity) if entity else stmt)
+
+    # -- reads -----------------------------------------------------------------------------
+    def records(self, system: str, entity: str, *, deleted: bool = False) -> dict[str, dict[str, Any]]:
+        """Live records (or, with ``deleted=True``, all of them) as ``{remote_id: data}``."""
+        stmt = sa.select(R.c.remote_id, R.c.data).where(R.c.system == system, R.c.entity == entity)
+        if not deleted:
+            stmt = stmt.where(R.c.deleted_at.is_(None))
+        with self.engine.connect() as conn:
+            return {rid: orjson.loads(data) for rid, data in conn.execute(stmt)}
+
+    def live_ids(self, system: str, entity: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(R.c.remote_id).where(
+                R.c.system == system, R.c.entity == entity, R.c.deleted_at.is_(None))).scalars())
+
+    def deleted_ids(self, system: str, entity: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(R.c.remote_id).where(
+                R.c.system == system, R.c.entity == entity, R.c.deleted_at.is_not(None))).scalars())
+
+    # -- change hints ----------------------------------------------------------------------
+    def add_hints(self, system: str, entity: str, ids: Iterable[str], source: str = "webhook") -> None:
+        now = utcnow()
+        rows = [{"system": system, "entity": entity, "remote_id": str(i), "source": source,
+                 "received_at": now} for i in ids]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(ChangeHintRow), rows)
+
+    def pending_hints(self, system: str, entity: str) -> dict[str, list[int]]:
+        """``{remote_id: [hint row ids]}``; rows are removed when the re-read commits."""
+        hints: dict[str, list[int]] = {}
+        with self.engine.connect() as conn:
+            for pk, rid in conn.execute(sa.select(ChangeHintRow.id, ChangeHintRow.remote_id).where(
+                    ChangeHintRow.system == system, ChangeHintRow.entity == entity)):
+                hints.setdefault(rid, []).append(pk)
+        return hints
+
+    # -- runs ------------------------------------------------------------------------------
+    def start_run(self, kind: str, target: str, job: str | None = None) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(sa.insert(RunRow).values(
+                kind=kind, job=job, target=target, started_at=utcnow(), status="running",
+                counts="{}").returning(RunRow.id)).scalar_one()
+
+    def finish_run(self, run_id: int, status: str, counts: dict[str, Any], error: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(
+                finished_at=utcnow(), status=status, counts=orjson.dumps(counts).decode(), error=error))
+
+    def writer(self, system: str, schema: EntitySchema) -> "EntityWriter":
+        return EntityWriter(self, system, schema)
+
+
+class EntityWriter:
+    """Writes the batches of one (system, entity) and its reporting table."""
+
+    def __init__(self, mirror: Mirror, system: str, schema: EntitySchema):
+        self.mirror = mirror
+        self.system = system
+        self.entity = schema.name
+        self.table = reporting.build_table(system, schema)
+        self.to_row = reporting.RowConverter(schema)
+        with mirror.engine.begin() as conn:
+            self.added_columns = reporting.ensure_table(conn, self.table)
+        if self.added_columns:  # old rows get the new columns' values from their raw JSON
+            self._refresh_reporting()
+
+    def apply(self, records: list[dict[str, Any]], deleted: Iterable[str] = (), *,
+              cursor: str | None = None, swept: bool = False, hint_ids: Iterable[int] = ()) -> Counts:
+        """Write one batch, its deletions, reporting rows and the following cursor atomically.
+
+        ``cursor=None`` leaves the stored cursor as it is; ``swept=True`` records a completed sweep.
+        """
+        now = utcnow()
+        counts = Counts()
+        prepared: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        for record in records:
+            prepared[str(record["id"])] = (encode(record), record)
+        with self.mirror.engine.begin() as conn:
+            existing = self._existing(conn, list(prepared))
+            inserts, updates, changed = [], [], []
+            for rid, (data, record) in prepared.items():
+                digest = content_hash(data)
+                old = existing.get(rid)
+                if old is None:
+                    inserts.append({"system": self.system, "entity": self.entity, "remote_id": rid,
+                                    "data": data.decode(), "hash": digest, "first_seen": now,
+                                    "last_changed": now, "deleted_at": None})
+                elif old[1] != digest or old[2] is not None:
+                    updates.append({"b_pk": old[0], "b_data": data.decode(), "b_hash": digest})
+                else:
+                    counts.unchanged += 1
+                    continue
+                changed.append(self.to_row(rid, record, now))
+            if inserts:
+                conn.execute(sa.insert(R), inserts)
+            if updates:
+                conn.execute(sa.update(R).where(R.c.id == sa.bindparam("b_pk")).values(
+                    data=sa.bindparam("b_data"), hash=sa.bindparam("b_hash"), last_changed=now,
+                    deleted_at=None), updates)
+            counts.created, counts.updated = len(inserts), len(updates)
+            upsert(conn, self.table, changed, ["id"])
+            counts.deleted = self._mark_deleted(conn, [str(d) for d in deleted if str(d) not in prepared], now)
+            if cursor is not None or swept:
+                self._save_cursor(conn, cursor, now if swept else None)
+            hint_ids = list(hint_ids)
+            if hint_ids:
+                conn.execute(sa.delete(ChangeHintRow).where(ChangeHintRow.id.in_(hint_ids)))
+        return counts
+
+    def _existing(self, conn: sa.Connection, ids: list[str]) -> dict[str, tuple[int, str, datetime | None]]:
+        found: dict[str, tuple[int, str, datetime | None]] = {}
+        for chunk in chunks(ids):
+            for pk, rid, digest, deleted_at in conn.execute(
+                    sa.select(R.c.id, R.c.remote_id, R.c.hash, R.c.deleted_at).where(
+                        R.c.system == self.system, R.c.entity == self.entity, R.c.remote_id.in_(chunk))):
+                found[rid] = (pk, digest, deleted_at)
+        return found
+
+    def _mark_deleted(self, conn: sa.Connection, ids: list[str], now: datetime) -> int:
+        total = 0
+        for chunk in chunks(ids):
+            total += conn.execute(sa.update(R).where(
+                R.c.system == self.system, R.c.entity == self.entity, R.c.remote_id.in_(chunk),
+                R.c.deleted_at.is_(None)).values(deleted_at=now, last_changed=now)).rowcount
+            conn.execute(sa.update(self.table).where(self.table.c.id.in_(chunk)).values(
+                _deleted=1, _synced_at=now))
+        return total
+
+    def _save_cursor(self, conn: sa.Connection, cursor: str | None, swept_at: datetime | None) -> None:
+        values: dict[str, Any] = {"system": self.system, "entity": self.entity, "updated_at": utcnow()}
+        if cursor is not None:
+            values["cursor"] = cursor
+        if swept_at is not None:
+            values["last_sweep_at"] = swept_at
+        table = CursorRow.__table__
+        if conn.execute(sa.update(table).where(table.c.system == self.system,
+                                               table.c.entity == self.entity).values(**values)).rowcount == 0:
+            conn.execute(sa.insert(table).values(**values))
+
+    def _refresh_reporting(self) -> None:
+        """Rewrite every reporting row from the raw records (after columns were added)."""
+        stmt = sa.select(R.c.remote_id, R.c.data, R.c.deleted_at).where(
+            R.c.system == self.system, R.c.entity == self.entity)
+        now = utcnow()
+        with self.mirror.engine.begin() as conn:
+            rows = []
+            for rid, data, deleted_at in conn.execute(stmt):
+                row = self.to_row(rid, orjson.loads(data), now)
+                row["_deleted"] = 1 if deleted_at else 0
+                rows.append(row)
+            for chunk in chunks(rows, 2000):
+                upsert(conn, self.table, chunk, ["id"])

@@ -1,0 +1,218 @@
+"""Pull: read changes from connectors into the mirror.
+
+For each (system, entity): re-read records that change hints name (webhooks, change logs); read
+changes since the cursor, committing each batch with the cursor that follows it; then, when the
+read was a full scan or a sweep is due, compare the complete id listing with the mirror: records
+listed but unknown are fetched, records missing are marked deleted — unless that would delete more
+than ``max_delete_share`` of the entity (the mass-delete breaker) or the listing was cut short.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Callable, Iterable
+
+from .config import Config, parse_duration
+from .connectors import ChangeBatch, Connector, EntitySchema, connect
+from .errors import AuthError, ConnectorError, MassDeleteRefused
+from .mirror import Counts, EntityWriter, Mirror
+from .mirror.models import utcnow
+
+log = logging.getLogger("syncengine.pull")
+
+SCHEMA_MAX_AGE = timedelta(hours=24)
+Progress = Callable[[str, str, int], None]  # (system, entity, records read so far)
+
+
+@dataclass
+class EntityResult:
+    system: str
+    entity: str
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    swept: bool = False
+    status: str = "ok"          # ok | refused (mass delete) | failed
+    message: str | None = None
+
+    def add(self, counts: Counts) -> None:
+        for key, value in asdict(counts).items():
+            setattr(self, key, getattr(self, key) + value)
+
+
+@dataclass
+class PullResult:
+    entities: list[EntityResult] = field(default_factory=list)
+    requests: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    run_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(e.status == "ok" for e in self.entities)
+
+    def entity(self, system: str, entity: str) -> EntityResult:
+        return next(e for e in self.entities if e.system == system and e.entity == entity)
+
+
+def parse_targets(config: Config, targets: Iterable[str] | None) -> list[tuple[str, str | None]]:
+    """``["vt", "alfa:customer"]`` → ``[("vt", None), ("alfa", "customer")]``; none → every system."""
+    parsed: list[tuple[str, str | None]] = []
+    for target in targets or config.systems:
+        system, _, entity = target.partition(":")
+        config.system(system)
+        parsed.append((system, entity or None))
+    return parsed
+
+
+def pull(config: Config, targets: Iterable[str] | None = None, *, full: bool = False,
+         sweep: bool = False, allow_mass_delete: bool = False, progress: Progress | None = None,
+         mirror: Mirror | None = None, job: str | None = None) -> PullResult:
+    """Pull TARGETS (default: every configured system) into the mirror."""
+    started = time.monotonic()
+    mirror = mirror or Mirror(config.mirror_url)
+    plan = parse_targets(config, targets)
+    result = PullResult()
+    result.run_id = mirror.start_run("pull", " ".join(f"{s}:{e}" if e else s for s, e in plan), job)
+    error: str | None = None
+    try:
+        for system, only in plan:
+            settings = config.system(system)
+            connector = connect(system, settings)
+            try:
+                entities = [only] if only else list(settings.get("entities") or connector.default_entities)
+                puller = _EntityPuller(mirror, connector, settings, full=full, sweep=sweep,
+                                       allow_mass_delete=allow_mass_delete, progress=progress)
+                for entity in entities:
+                    outcome = puller.pull(entity)
+                    result.entities.append(outcome)
+                    if puller.auth_failed:  # the next entities would be refused the same way
+                        break
+            finally:
+                result.requests[system] = result.requests.get(system, 0) + connector.http.total_requests
+                connector.close()
+    except BaseException as exc:
+        error = str(exc) or type(exc).__name__
+        raise
+    finally:
+        result.seconds = time.monotonic() - started
+        status = "failed" if error else ("ok" if result.ok else "warning")
+        mirror.finish_run(result.run_id, status, {
+            "entities": [asdict(e) for e in result.entities], "requests": result.requests,
+            "seconds": round(result.seconds, 3)}, error)
+    return result
+
+
+class _EntityPuller:
+    """Pulls the entities of one system."""
+
+    def __init__(self, mirror: Mirror, connector: Connector, settings: dict, *, full: bool,
+                 sweep: bool, allow_mass_delete: bool, progress: Progress | None):
+        self.mirror = mirror
+        self.connector = connector
+        self.system = connector.name
+        self.full = full
+        self.force_sweep = sweep or full
+        self.allow_mass_delete = allow_mass_delete
+        self.progress = progress
+        self.sweep_every = parse_duration(settings["sweep_every"])
+        self.max_delete_share = float(settings["max_delete_share"])
+        self.auth_failed = False
+
+    def pull(self, entity: str) -> EntityResult:
+        result = EntityResult(self.system, entity)
+        try:
+            self._pull(entity, result)
+        except MassDeleteRefused as exc:
+            result.status, result.message = "refused", str(exc)
+            log.warning("%s", exc)
+        except AuthError as exc:
+            result.status, result.message = "failed", str(exc)
+            self.auth_failed = True
+            log.error("%s", exc)
+        except ConnectorError as exc:
+            result.status, result.message = "failed", str(exc)
+            log.error("%s:%s: %s", self.system, entity, exc)
+        return result
+
+    def _pull(self, entity: str, result: EntityResult) -> None:
+        schema = self._schema(entity, refresh=self.full)
+        writer = self.mirror.writer(self.system, schema)
+        state = self.mirror.cursor_state(self.system, entity)
+        self._apply_hints(writer, entity, result)
+
+        cursor = None if self.full else state.cursor
+        listed: set[str] = set()
+        scanned, batches, read, redescribed = True, 0, 0, False
+        for batch in self.connector.read_changes(entity, cursor):
+            batches += 1
+            if not redescribed and self._has_new_fields(schema, batch):
+                redescribed = True
+                schema = self._schema(entity, refresh=True)
+                writer = self.mirror.writer(self.system, schema)
+            result.add(writer.apply(batch.records, batch.deleted, cursor=batch.cursor))
+            if batch.scan:
+                listed.update(str(r["id"]) for r in batch.records)
+            else:
+                scanned = False
+            read += len(batch.records)
+            if self.progress:
+                self.progress(self.system, entity, read)
+
+        if batches and scanned:
+            self._sweep(writer, entity, listed, result, fetch_unknown=False)
+        elif self.force_sweep or self._sweep_due(state):
+            listed = set()
+            for page in self.connector.list_ids(entity):
+                listed.update(str(i) for i in page)
+            self._sweep(writer, entity, listed, result, fetch_unknown=True)
+        elif cursor is None:  # a complete first read is as good as a sweep
+            writer.apply([], swept=True)
+
+    def _sweep_due(self, state) -> bool:
+        if state.last_sweep_at is None:
+            return state.exists
+        return utcnow() - state.last_sweep_at >= self.sweep_every
+
+    def _sweep(self, writer: EntityWriter, entity: str, listed: set[str], result: EntityResult,
+               *, fetch_unknown: bool) -> None:
+        live = self.mirror.live_ids(self.system, entity)
+        missing = live - listed
+        if missing and not self.allow_mass_delete:
+            allowed = max(int(self.max_delete_share * len(live)), 1)
+            if not listed or len(missing) > allowed:
+                raise MassDeleteRefused(
+                    f"{self.system}:{entity}: the sweep found {len(missing)} of {len(live)} records "
+                    f"missing ({len(missing) / len(live):.0%}), more than max_delete_share "
+                    f"{self.max_delete_share:.0%}; nothing was deleted. If these deletions are real, "
+                    f"run `syncengine pull {self.system}:{entity} --allow-mass-delete`")
+        unknown = sorted(listed - live) if fetch_unknown else []
+        records = self.connector.fetch(entity, unknown) if unknown else []
+        result.add(writer.apply(records, sorted(missing), swept=True))
+        result.swept = True
+
+    def _apply_hints(self, writer: EntityWriter, entity: str, result: EntityResult) -> None:
+        hints = self.mirror.pending_hints(self.system, entity)
+        if not hints:
+            return
+        records = self.connector.fetch(entity, list(hints))
+        gone = set(hints) - {str(r["id"]) for r in records}
+        result.add(writer.apply(records, sorted(gone),
+                                hint_ids=[pk for pks in hints.values() for pk in pks]))
+
+    def _schema(self, entity: str, *, refresh: bool) -> EntitySchema:
+        cached = None if refresh else self.mirror.cached_schema(self.system, entity)
+        if cached and utcnow() - cached[1] < SCHEMA_MAX_AGE:
+            return cached[0]
+        schema = self.connector.describe(entity)
+        self.mirror.save_schema(self.system, schema)
+        return schema
+
+    @staticmethod
+    def _has_new_fields(schema: EntitySchema, batch: ChangeBatch) -> bool:
+        """A record key the schema lacks means the CRM gained a field: describe again."""
+        known = set(schema.field_names) | {"id", "label"}
+        return any(key not in known for record in batch.records[:50] for key in record)
