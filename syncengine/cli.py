@@ -397,5 +397,13 @@ def _typed(value: str, default: Any) -> Any:
     return value
 
 
+# Commands of the later stages register themselves on `main` (they import it from here).
+for _module in ("cli_sync", "cli_ops"):
+    try:
+        __import__(f"{__package__}.{_module}")
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"{__package__}.{_module}":
+            raise
+
 if __name__ == "__main__":  # pragma: no cover
     main()
