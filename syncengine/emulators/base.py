@@ -7,7 +7,8 @@ in front of every CRM request:
 * added latency, a share of HTTP 5xx answers, hung requests (timeouts), truncated JSON bodies,
   expired sessions, and HTTP 429 with ``Retry-After`` above a request rate (:class:`Faults`);
 * ``GET /__emulator__/stats`` → ``{"requests": {"<operation>": n}, "total": n}``;
-* ``POST /__emulator__/faults`` (JSON fields of :class:`Faults`) to change faults at run time;
+* ``POST /__emulator__/faults`` (JSON fields of :class:`Faults`) to change faults at run time,
+  and ``POST /__emulator__/fail-next`` (``{"count": n, "operation": op}``) to fail on command;
 * ``POST /__emulator__/<action>`` (JSON body) → ``app.control(action, payload)``, the
   emulator-side way to edit, delete and restore records as a UI user would.
 
@@ -150,6 +151,7 @@ class EmulatorServer:
         self._stats_lock = threading.Lock()
         self._random = random.Random(self.faults.seed)
         self._window: list[float] = []  # request times in the last second, for rate_limit
+        self._fail_next: list[tuple[str | None, int]] = []  # (operation or None, count)
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -181,6 +183,22 @@ class EmulatorServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def fail_next(self, count: int = 1, operation: str | None = None) -> None:
+        """Answer the next COUNT requests (of OPERATION, or any) with the CRM's server error."""
+        with self._stats_lock:
+            self._fail_next.append((operation, count))
+
+    def _take_failure(self, operation: str) -> bool:
+        with self._stats_lock:
+            for i, (op, count) in enumerate(self._fail_next):
+                if op is None or op == operation:
+                    if count <= 1:
+                        del self._fail_next[i]
+                    else:
+                        self._fail_next[i] = (op, count - 1)
+                    return True
+        return False
+
     def reset_stats(self) -> None:
         with self._stats_lock:
             self.stats.clear()
@@ -195,8 +213,11 @@ class EmulatorServer:
         """Answer one request; None means: drop the connection without an answer."""
         if request.path.startswith(CONTROL_PREFIX):
             return self._control(request)
+        operation = self.app.operation(request)
         with self._stats_lock:
-            self.stats[self.app.operation(request)] += 1
+            self.stats[operation] += 1
+        if self._take_failure(operation):
+            return self.app.fault_response()
         f = self.faults
         if f.latency:
             time.sleep(f.latency)
@@ -239,6 +260,9 @@ class EmulatorServer:
                 return Response.json({"faults": self.faults.__dict__})
             if action == "reset-stats":
                 self.reset_stats()
+                return Response.json({"ok": True})
+            if action == "fail-next":
+                self.fail_next(int(payload.get("count", 1)), payload.get("operation"))
                 return Response.json({"ok": True})
             result = self.app.control(action, payload)
         except KeyError as exc:
