@@ -148,7 +148,8 @@ class AlfaCrmConnector(Connector):
         self.base = re.sub(r"/v2api$", "", url) + "/v2api"
         self.branch = int(config.get("branch") or 1)
         self.page_size = min(max(int(config.get("page_size") or MAX_PAGE), 1), MAX_PAGE)
-        self.token_refresh = float(config.get("token_refresh") or 840)
+        refresh = config.get("token_refresh")
+        self.token_refresh = float(840 if refresh is None else refresh)
         self.use_log = bool(config.get("use_log", True))
         self.timezone = config.get("timezone") or "Europe/Moscow"
         self.full_scan_every = parse_duration(config.get("sweep_every") or "6h").total_seconds()
