@@ -24,6 +24,7 @@ log = logging.getLogger("syncengine.pull")
 
 SCHEMA_MAX_AGE = timedelta(hours=24)
 Progress = Callable[[str, str, int], None]  # (system, entity, records read so far)
+ShouldStop = Callable[[], bool]             # asked after each committed batch (daemon shutdown)
 
 
 @dataclass
@@ -47,8 +48,10 @@ class EntityResult:
 class PullResult:
     entities: list[EntityResult] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, dict[str, int]] = field(default_factory=dict)  # system -> error type -> n
     seconds: float = 0.0
     run_id: int | None = None
+    stopped: bool = False       # should_stop() said so: ended after a committed batch
 
     @property
     def ok(self) -> bool:
@@ -70,8 +73,13 @@ def parse_targets(config: Config, targets: Iterable[str] | None) -> list[tuple[s
 
 def pull(config: Config, targets: Iterable[str] | None = None, *, full: bool = False,
          sweep: bool = False, allow_mass_delete: bool = False, progress: Progress | None = None,
-         mirror: Mirror | None = None, job: str | None = None) -> PullResult:
-    """Pull TARGETS (default: every configured system) into the mirror."""
+         mirror: Mirror | None = None, job: str | None = None,
+         should_stop: ShouldStop | None = None) -> PullResult:
+    """Pull TARGETS (default: every configured system) into the mirror.
+
+    ``should_stop`` is asked after each committed batch; when it says yes the pull ends there
+    (no sweep of a half-read entity) and the run is recorded as ``stopped``.
+    """
     started = time.monotonic()
     mirror = mirror or Mirror(config.mirror_url)
     plan = parse_targets(config, targets)
@@ -85,21 +93,31 @@ def pull(config: Config, targets: Iterable[str] | None = None, *, full: bool = F
             try:
                 entities = [only] if only else list(settings.get("entities") or connector.default_entities)
                 puller = _EntityPuller(mirror, connector, settings, full=full, sweep=sweep,
-                                       allow_mass_delete=allow_mass_delete, progress=progress)
+                                       allow_mass_delete=allow_mass_delete, progress=progress,
+                                       should_stop=should_stop)
                 for entity in entities:
+                    if should_stop and should_stop():
+                        result.stopped = True
+                        break
                     outcome = puller.pull(entity)
                     result.entities.append(outcome)
                     if puller.auth_failed:  # the next entities would be refused the same way
                         break
+                result.stopped = result.stopped or puller.stopped
             finally:
                 result.requests[system] = result.requests.get(system, 0) + connector.http.total_requests
+                errors = result.errors.setdefault(system, {})
+                for kind, count in connector.http.errors.items():
+                    errors[kind] = errors.get(kind, 0) + count
                 connector.close()
+            if result.stopped:
+                break
     except BaseException as exc:
         error = str(exc) or type(exc).__name__
         raise
     finally:
         result.seconds = time.monotonic() - started
-        status = "failed" if error else ("ok" if result.ok else "warning")
+        status = "failed" if error else "stopped" if result.stopped else ("ok" if result.ok else "warning")
         mirror.finish_run(result.run_id, status, {
             "entities": [asdict(e) for e in result.entities], "requests": result.requests,
             "seconds": round(result.seconds, 3)}, error)
@@ -110,7 +128,8 @@ class _EntityPuller:
     """Pulls the entities of one system."""
 
     def __init__(self, mirror: Mirror, connector: Connector, settings: dict, *, full: bool,
-                 sweep: bool, allow_mass_delete: bool, progress: Progress | None):
+                 sweep: bool, allow_mass_delete: bool, progress: Progress | None,
+                 should_stop: ShouldStop | None = None):
         self.mirror = mirror
         self.connector = connector
         self.system = connector.name
@@ -118,6 +137,8 @@ class _EntityPuller:
         self.force_sweep = sweep or full
         self.allow_mass_delete = allow_mass_delete
         self.progress = progress
+        self.should_stop = should_stop
+        self.stopped = False
         self.sweep_every = parse_duration(settings["sweep_every"])
         self.max_delete_share = float(settings["max_delete_share"])
         self.auth_failed = False
@@ -161,6 +182,9 @@ class _EntityPuller:
             read += len(batch.records)
             if self.progress:
                 self.progress(self.system, entity, read)
+            if self.should_stop and self.should_stop():
+                self.stopped = True  # the batch and its cursor are committed: resume from here
+                return
 
         if batches and scanned:
             self._sweep(writer, entity, listed, result, fetch_unknown=False)

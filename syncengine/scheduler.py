@@ -1,0 +1,363 @@
+"""``syncengine daemon``: APScheduler runs the ``[[jobs]]`` of sync.toml on their schedules.
+
+A run of a job pulls its ``pull`` targets, then syncs its ``mappings``. Three guards keep each
+scheduled run happening once:
+
+* in one daemon, APScheduler's ``max_instances=1`` and ``coalesce``: a run still going when the
+  next is due makes that one skip, never overlap;
+* across daemons, a lock per job held for the whole run: a PostgreSQL advisory lock
+  (``pg_try_advisory_lock``) on a shared mirror, a ``flock``-ed file beside a SQLite mirror;
+* under that lock, the ``runs`` table: a daemon whose timer fires a little late finds that another
+  daemon already ran this occurrence and skips it. Interval jobs are aligned to the Unix epoch so
+  every daemon agrees on the occurrences (``every = "15m"`` fires at :00, :15, :30, :45).
+
+A stop request (SIGTERM, SIGINT) lets the current batch commit, then the run ends as ``stopped``.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import sqlalchemy as sa
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .config import Config, Job
+from .metrics import Metrics
+from .mirror import Mirror
+from .mirror.models import RunRow
+
+log = logging.getLogger("syncengine.daemon")
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+JOB_RUN = "job"  # runs.kind of a whole job run (its pull and sync runs carry the job name too)
+
+
+# -- schedules ---------------------------------------------------------------------------------
+
+def trigger_for(job: Job) -> BaseTrigger:
+    """The job's APScheduler trigger; interval triggers start at the epoch so daemons agree."""
+    if job.cron:
+        return CronTrigger.from_crontab(job.cron)
+    if job.every:
+        return IntervalTrigger(seconds=job.every.total_seconds(), start_date=EPOCH, timezone=timezone.utc)
+    raise ValueError(f"job {job.name} has neither cron nor every")
+
+
+def next_run(job: Job, after: datetime | None = None) -> datetime | None:
+    """When the job runs next (aware datetime), or None for a job without a schedule."""
+    if not (job.cron or job.every):
+        return None
+    now = after or datetime.now(timezone.utc)
+    return trigger_for(job).get_next_fire_time(None, now)
+
+
+def current_occurrence(trigger: BaseTrigger, now: datetime) -> tuple[datetime, timedelta]:
+    """The latest fire time at or before NOW, and the gap to the one after it."""
+    for lookback in (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=32),
+                     timedelta(days=367)):
+        fire = trigger.get_next_fire_time(None, now - lookback)
+        if fire is not None and fire <= now:
+            while True:
+                following = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+                if following is None or following > now:
+                    return fire, (following - fire) if following else lookback
+                fire = following
+    return now, timedelta(days=1)
+
+
+# -- locks -------------------------------------------------------------------------------------
+
+class JobLocks:
+    """One lock per job name, shared by every daemon on the same mirror."""
+
+    _memory: dict[str, threading.Lock] = {}
+    _memory_guard = threading.Lock()
+
+    def __init__(self, mirror: Mirror):
+        self.mirror = mirror
+        self.dialect = mirror.engine.dialect.name
+        self._namespace: str | None = None
+
+    @contextmanager
+    def hold(self, job: str) -> Iterator[bool]:
+        """Yield True with the lock held for the block, or False at once if someone holds it."""
+        if self.dialect == "postgresql":
+            with self._advisory(job) as got:
+                yield got
+        elif self.dialect == "sqlite" and self._sqlite_path():
+            with self._file(job) as got:
+                yield got
+        else:
+            with self._in_process(job) as got:
+                yield got
+
+    def key(self, job: str) -> int:
+        """A signed 64-bit advisory-lock key from the mirror's schema and the job name."""
+        digest = hashlib.blake2b(f"syncengine-job:{self._namespace}:{job}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big", signed=True)
+
+    @contextmanager
+    def _advisory(self, job: str) -> Iterator[bool]:
+        # AUTOCOMMIT: a session-level lock must not keep a transaction open for the whole run
+        with self.mirror.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if self._namespace is None:
+                self._namespace = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+            key = self.key(job)
+            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one()
+            try:
+                yield bool(got)
+            finally:
+                if got:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+    def _sqlite_path(self) -> str | None:
+        database = self.mirror.engine.url.database
+        return database if database and database != ":memory:" and not database.startswith("file:") else None
+
+    @contextmanager
+    def _file(self, job: str) -> Iterator[bool]:
+        try:
+            import fcntl
+        except ImportError:  # Windows: one daemon per machine is all SQLite is meant for
+            with self._in_process(job) as got:
+                yield got
+            return
+        path = Path(f"{self._sqlite_path()}.{job}.lock")
+        with open(path, "a+") as handle:  # flock is per open file: two daemons in one process exclude too
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _in_process(self, job: str) -> Iterator[bool]:
+        with self._memory_guard:
+            lock = self._memory.setdefault(f"{self.mirror.url}|{job}", threading.Lock())
+        got = lock.acquire(blocking=False)
+        try:
+            yield got
+        finally:
+            if got:
+                lock.release()
+
+
+# -- running a job -----------------------------------------------------------------------------
+
+@dataclass
+class JobOutcome:
+    job: str
+    status: str                      # ok | warning | failed | stopped | skipped
+    reason: str | None = None        # why skipped: locked | done
+    run_id: int | None = None
+    seconds: float = 0.0
+    pulled: dict[str, int] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+class Daemon:
+    """The scheduler, the locks and the metrics of one ``syncengine daemon`` process."""
+
+    def __init__(self, config: Config, *, mirror: Mirror | None = None, metrics: Metrics | None = None,
+                 jobs: list[str] | None = None, name: str | None = None):
+        self.config = config
+        self.mirror = mirror or Mirror(config.mirror_url)
+        self.metrics = metrics or Metrics()
+        self.locks = JobLocks(self.mirror)
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.jobs = [config.job(j) for j in jobs] if jobs else list(config.jobs)
+        self.stopping = threading.Event()
+        self.scheduler = BackgroundScheduler(job_defaults={  # cron: the machine's local time
+            "max_instances": 1, "coalesce": True, "misfire_grace_time": None})
+        self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+
+    def start(self) -> None:
+        for job in self.jobs:
+            if not (job.cron or job.every):
+                log.warning("job %s has neither cron nor every; it runs only with `syncengine run %s`",
+                            job.name, job.name)
+                continue
+            self.scheduler.add_job(self.run_job, trigger_for(job), args=[job], id=job.name, name=job.name)
+            self.metrics.set("syncengine_job_running", 0, job=job.name)
+        self.metrics.set("syncengine_up", 1)
+        self.metrics.set("syncengine_daemon_start_time_seconds", time.time())
+        self.scheduler.start()
+        for scheduled in self.scheduler.get_jobs():
+            log.info("job %s: next run %s", scheduled.id, scheduled.next_run_time.isoformat())
+
+    def stop(self, wait: bool = True) -> None:
+        """Ask running jobs to stop after their current batch; with ``wait``, wait for them."""
+        self.stopping.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)
+        self.metrics.set("syncengine_up", 0)
+
+    def healthy(self) -> bool:
+        return self.scheduler.running and not self.stopping.is_set()
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        return {j.id: j.next_run_time for j in self.scheduler.get_jobs()}
+
+    def run_job(self, job: Job, *, scheduled: bool = True) -> JobOutcome:
+        """Run JOB once here unless another daemon holds it or already ran this occurrence."""
+        if self.stopping.is_set():
+            return JobOutcome(job.name, "skipped", reason="stopping")
+        with self.locks.hold(job.name) as got:
+            if not got:
+                log.info("job %s: running in another daemon; skipped here", job.name)
+                return self._skipped(job, "locked")
+            if scheduled and self._already_ran(job):
+                log.info("job %s: this run was already made by another daemon; skipped here", job.name)
+                return self._skipped(job, "done")
+            return self._run(job)
+
+    def _already_ran(self, job: Job) -> bool:
+        if not (job.cron or job.every):
+            return False
+        now = datetime.now(timezone.utc)
+        fire, gap = current_occurrence(trigger_for(job), now)
+        tolerance = min(gap / 4, timedelta(seconds=30))  # clocks of several machines differ a little
+        since = (fire - tolerance).astimezone(timezone.utc).replace(tzinfo=None)
+        with self.mirror.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(RunRow).where(
+                RunRow.kind == JOB_RUN, RunRow.job == job.name, RunRow.started_at >= since)).scalar_one() > 0
+
+    def _skipped(self, job: Job, reason: str) -> JobOutcome:
+        self.metrics.inc("syncengine_job_skipped_total", job=job.name, reason=reason)
+        return JobOutcome(job.name, "skipped", reason=reason)
+
+    def _on_skipped(self, event: JobExecutionEvent) -> None:
+        reason = "overlap" if event.code == EVENT_JOB_MAX_INSTANCES else "missed"
+        log.warning("job %s: %s", event.job_id, "the previous run is still going; this one is skipped"
+                    if reason == "overlap" else "missed its time; skipped")
+        self.metrics.inc("syncengine_job_skipped_total", job=event.job_id, reason=reason)
+
+    def _run(self, job: Job) -> JobOutcome:
+        target = " ".join(job.pull + [f"mapping:{m}" for m in job.mappings])
+        outcome = JobOutcome(job.name, "ok")
+        outcome.run_id = self.mirror.start_run(JOB_RUN, target or "-", job.name)
+        started = time.monotonic()
+        self.metrics.set("syncengine_job_running", 1, job=job.name)
+        log.info("job %s: run %d started", job.name, outcome.run_id)
+        try:
+            if job.pull:
+                self._pull(job, outcome)
+            if job.mappings and not self.stopping.is_set():
+                self._sync(job, outcome)
+            if self.stopping.is_set() and outcome.status in ("ok", "warning"):
+                outcome.status = "stopped"
+        except Exception as exc:  # one failed run must not end the daemon
+            outcome.status, outcome.error = "failed", str(exc) or type(exc).__name__
+            log.error("job %s: run %d failed: %s", job.name, outcome.run_id, outcome.error)
+        finally:
+            outcome.seconds = time.monotonic() - started
+            self.mirror.finish_run(outcome.run_id, outcome.status, {
+                "daemon": self.name, "seconds": round(outcome.seconds, 3), "pulled": outcome.pulled,
+                "written": outcome.written}, outcome.error)
+            self._count(job, outcome)
+        log.info("job %s: run %d %s in %.1fs (pulled %s, written %s)", job.name, outcome.run_id,
+                 outcome.status, outcome.seconds, _summary(outcome.pulled), _summary(outcome.written))
+        return outcome
+
+    def _pull(self, job: Job, outcome: JobOutcome) -> None:
+        from .pull import pull
+
+        result = pull(self.config, job.pull, mirror=self.mirror, job=job.name,
+                      **_supported(pull, should_stop=self.stopping.is_set))
+        for e in result.entities:
+            for change in ("created", "updated", "deleted", "unchanged"):
+                count = getattr(e, change)
+                outcome.pulled[change] = outcome.pulled.get(change, 0) + count
+                self.metrics.inc("syncengine_records_pulled_total", count, system=e.system,
+                                 entity=e.entity, change=change)
+        self._count_http(result.requests, getattr(result, "errors", {}))
+        if not result.ok:
+            outcome.status = "warning"
+            outcome.error = "; ".join(f"{e.system}:{e.entity}: {e.message}" for e in result.entities
+                                      if e.status != "ok")
+
+    def _sync(self, job: Job, outcome: JobOutcome) -> None:
+        try:
+            from .sync import run_sync
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.sync":
+                raise
+            log.warning("job %s: mappings %s not synced: this installation has no sync engine yet",
+                        job.name, ", ".join(job.mappings))
+            return
+        result = run_sync(self.config, job.mappings, **_supported(
+            run_sync, mirror=self.mirror, job=job.name, should_stop=self.stopping.is_set))
+        for op, count in _written(result).items():
+            outcome.written[op] = outcome.written.get(op, 0) + count
+        for system, op, count in _written_by_system(result):
+            self.metrics.inc("syncengine_records_written_total", count, system=system, op=op)
+        self._count_http(getattr(result, "requests", {}) or {}, getattr(result, "errors", {}) or {})
+        if getattr(result, "ok", True) is False and outcome.status == "ok":
+            outcome.status = "warning"
+
+    def _count_http(self, requests: dict[str, int], errors: dict[str, dict[str, int]]) -> None:
+        for system, count in requests.items():
+            self.metrics.inc("syncengine_http_requests_total", count, system=system)
+        for system, kinds in errors.items():
+            for kind, count in kinds.items():
+                self.metrics.inc("syncengine_http_errors_total", count, system=system, error=kind)
+
+    def _count(self, job: Job, outcome: JobOutcome) -> None:
+        m = self.metrics
+        m.set("syncengine_job_running", 0, job=job.name)
+        m.inc("syncengine_job_runs_total", job=job.name, status=outcome.status)
+        m.set("syncengine_job_last_duration_seconds", round(outcome.seconds, 3), job=job.name)
+        if outcome.status == "failed":
+            m.inc("syncengine_job_failures_total", job=job.name)
+        elif outcome.status in ("ok", "warning"):
+            m.set("syncengine_job_last_success_timestamp_seconds", time.time(), job=job.name)
+
+
+def _supported(func: Callable[..., Any], **options: Any) -> dict[str, Any]:
+    """The keyword options FUNC accepts (the sync engine and the stop hook land separately)."""
+    params = inspect.signature(func).parameters
+    return {k: v for k, v in options.items() if k in params}
+
+
+def _written(result: Any) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for _, op, count in _written_by_system(result):
+        totals[op] = totals.get(op, 0) + count
+    return totals
+
+
+def _written_by_system(result: Any) -> list[tuple[str, str, int]]:
+    """(system, op, count) from a sync result: ``written`` as {system: {op: n}} or {op: n}."""
+    written = getattr(result, "written", None) or {}
+    rows = []
+    for key, value in written.items():
+        if isinstance(value, dict):
+            rows += [(key, op, int(n)) for op, n in value.items()]
+        else:
+            rows.append(("", key, int(value)))
+    return rows
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing"
+
+
