@@ -102,9 +102,6 @@ class _Entity:
     fields: dict[str, _Field] | None = None   # by api id, loaded on first use
     reserved: dict[str, str] | None = None    # api id → type of the reserved fields (ID, Created By…)
 
-    def by_name(self) -> dict[str, _Field]:
-        return {f.name: f for f in (self.fields or {}).values()}
-
 
 class _Blank(ConnectorError):
     """HTTP 500 with an empty body before we know whether the login itself works."""
@@ -228,19 +225,22 @@ class RukovoditelConnector(Connector):
 
     def search(self, entity: str, criteria: dict[str, Any]) -> list[dict[str, Any]]:
         e = self._entity(entity)
-        fields = e.by_name()
+        fields = {f.name: f for f in self._fields(e).values()}
         filters: dict[str, str] = {}
+        wanted = dict(criteria)
         for key, value in criteria.items():
             f = fields.get(key)
             if key == "id":
                 filters["id"] = str(value)
-            elif f and f.type in ("string", "email", "phone", "url", "picklist") and value not in (None, ""):
+            elif f and f.type == "picklist" and value not in (None, ""):
+                filters[f.api_id] = wanted[key] = self._encode_value(e, f, value)   # a label becomes its id
+            elif f and f.type in ("string", "email", "phone", "url") and value not in (None, ""):
                 filters[f.api_id] = str(value)
         found = []
         for rows in self._pages(e, {"filters": filters}, self.page_size):
             for row in rows:
                 record = self._record(e, row)
-                if all(_same(record.get(k), v) for k, v in criteria.items()):
+                if all(_same(record.get(k), v) for k, v in wanted.items()):
                     found.append(record)
         return found
 
@@ -328,7 +328,7 @@ class RukovoditelConnector(Connector):
 
     def _encode(self, e: _Entity, values: dict[str, Any]) -> dict[str, Any]:
         """Readable names and Python values → ``field_<id>`` and the API's strings."""
-        fields = e.by_name()
+        fields = {f.name: f for f in self._fields(e).values()}
         out: dict[str, Any] = {}
         for name, value in values.items():
             if name in ("created_by", "parent_item_id"):
