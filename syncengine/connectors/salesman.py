@@ -60,7 +60,7 @@ REFERENCES = {
 INPUTS = tuple(f"input{n}" for n in range(1, 11))
 WRITABLE = {
     "client": {"title", "uid", "type", "iduser", "idcategory", "head_clid", "pid", "address", "phone", "fax",
-               "site_url", "mail_url", "territory", "des", "scheme", "tip_cmr", "clientpath", "recv", *INPUTS},
+               "site_url", "mail_url", "territory", "des", "scheme", "tip_cmr", "clientpath", "bankinfo", *INPUTS},
     "person": {"person", "ptitle", "clid", "tel", "fax", "mob", "mail", "rol", "iduser", "loyalty", "clientpath",
                *INPUTS},
     "deal": {"title", "uid", "clid", "payer", "mcid", "datum_plan", "datum_start", "datum_end", "kol", "marga",
@@ -106,7 +106,7 @@ _DERIVED = {"user", "userTitle", "client", "clientTitle", "payerTitle", "idcateg
             "uids", "statusName", "rezultName", "clientpathName", "userName", "deal"}
 _LEAD_KEYS = ("id", "datum", "datum_do", "email", "phone", "site", "company", "city", "country", "content",
               "clid", "client", "pid", "person", "did", "deal", "user", "userName", "status", "statusName",
-              "rezult", "rezultName", "clientpath", "clientpathName")
+              "rezult", "rezultName", "clientpath", "clientpathName", "uids")
 _TASK_KEYS = ("tid", "datum", "totime", "title", "des", "tip", "active", "priority", "speed", "iduser", "user",
               "autor", "autorlogin", "clid", "client", "did", "dogovor", "readonly", "day", "status")
 _REFERENCE_KEYS = {
@@ -471,7 +471,7 @@ class SalesManConnector(Connector):
             if name not in WRITABLE[entity]:
                 raise ValidationError(f"{entity}.{name} cannot be written through the SalesMan API",
                                       field=name, system=self.name)
-        if "bankinfo" in values:
+        if "bankinfo" in values:  # the requisites are read as bankinfo and written as recv
             values["recv"] = values.pop("bankinfo")
         return values
 
