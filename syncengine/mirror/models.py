@@ -83,3 +83,100 @@ class ChangeHintRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_change_hints_target", "system", "entity"),)
+
+
+# -- sync state (issue 6; migration 0002) ---------------------------------------------------
+
+class LinkRow(Base):
+    """A pair of records of one mapping, and the shadow: the canonical values both agreed on last.
+
+    ``state``: active | unlinked (on_delete = unlink; the survivor is left alone) | deleted.
+    """
+
+    __tablename__ = "links"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    mapping: Mapped[str] = mapped_column(String(128))
+    left_id: Mapped[str] = mapped_column(String(128))
+    right_id: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    shadow: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_links_left", "mapping", "left_id", unique=True),
+                      Index("ix_links_right", "mapping", "right_id", unique=True))
+
+
+class OutboxRow(Base):
+    """Every write, recorded before its API call and kept afterwards as the journal ``undo`` reads.
+
+    ``state``: pending (not sent yet) | sent (the call may have happened) | done | failed |
+    abandoned (superseded by a later plan) | undone.
+    """
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_id: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(400))
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    mapping: Mapped[str] = mapped_column(String(128))
+    op: Mapped[str] = mapped_column(String(16))          # create | update | delete
+    side: Mapped[str] = mapped_column(String(8))          # the side written: left | right
+    system: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(128))
+    remote_id: Mapped[str | None] = mapped_column(String(128), nullable=True)  # target; known after a create
+    left_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    right_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    payload: Mapped[str] = mapped_column(Text, default="{}")   # raw values sent
+    settles: Mapped[str] = mapped_column(Text, default="{}")   # canonical values the shadow takes
+    match: Mapped[str | None] = mapped_column(Text, nullable=True)  # how to find a create after a crash
+    before: Mapped[str | None] = mapped_column(Text, nullable=True)  # previous raw values, for undo
+    shadow_before: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_outbox_plan_key", "plan_id", "key", unique=True),
+                      Index("ix_outbox_state", "state"), Index("ix_outbox_run", "run_id"))
+
+
+class ConflictRow(Base):
+    """Both sides changed a field differently and the policy is ``manual``.
+
+    ``state``: open | resolved (``value`` chosen, written by the next sync) | applied | moot.
+    """
+
+    __tablename__ = "conflicts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    mapping: Mapped[str] = mapped_column(String(128))
+    link_id: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(128))
+    left_value: Mapped[str] = mapped_column(Text)     # canonical values, JSON
+    right_value: Mapped[str] = mapped_column(Text)
+    shadow_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    __table_args__ = (Index("ix_conflicts_link", "mapping", "link_id", "field"),
+                      Index("ix_conflicts_state", "state"))
+
+
+class ParkedRow(Base):
+    """A record the last sync could not carry (ambiguous match, untranslatable value, refused write)."""
+
+    __tablename__ = "parked"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    mapping: Mapped[str] = mapped_column(String(128))
+    side: Mapped[str] = mapped_column(String(8))
+    remote_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))     # ambiguous | translation | write
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen: Mapped[datetime] = mapped_column(DateTime)
+    last_seen: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_parked_record", "mapping", "side", "remote_id", unique=True),)

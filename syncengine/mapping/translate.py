@@ -1,0 +1,300 @@
+"""Raw values ↔ canonical values.
+
+Each side's record is translated into *canonical* values: plain Python types, HTML entities
+decoded, text trimmed, e-mail and phone normalised, dates as ``YYYY-MM-DD``, date-times as UTC
+``YYYY-MM-DDTHH:MM:SSZ``, picklist values as the left side's spelling, references as the id of
+the link that pairs the referenced records. The shadow, the diff and the conflict check compare
+only canonical values, so a formatting difference between two CRMs is never a change.
+"""
+from __future__ import annotations
+
+import html
+import string
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..connectors.base import EntitySchema, Field
+from .normalize import normalize
+from .spec import SIDES, FieldMap, Mapping
+
+_DESCRIBED = {"date": "date", "datetime": "datetime", "integer": "integer", "number": "number",
+              "boolean": "boolean"}
+_STRINGY = {"string", "text", "email", "phone", "url", "picklist", "date", "datetime", "multipicklist"}
+_DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d.%m.%Y %H:%M:%S")
+_DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S",
+                     "%d.%m.%Y %H:%M", "%Y-%m-%d")
+_TRUE = {"1", "true", "yes", "on", "да", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "нет", "n", "f"}
+WRITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class TranslationError(Exception):
+    """A value that cannot be translated; the record is parked with this message."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"field {field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A reference whose target is not linked yet: the field waits, nothing is written."""
+
+    side: str
+    raw: str
+
+
+class RefResolver:
+    """Raw record ids ↔ link ids of the referenced mappings."""
+
+    def __init__(self) -> None:
+        self._to_link: dict[tuple[str, str, str], int] = {}
+        self._to_raw: dict[tuple[str, int, str], str] = {}
+
+    def add(self, mapping: str, link_id: int, left_id: str, right_id: str) -> None:
+        for side, rid in (("left", left_id), ("right", right_id)):
+            self._to_link[(mapping, side, rid)] = link_id
+            self._to_raw[(mapping, link_id, side)] = rid
+
+    def canonical(self, mapping: str, side: str, raw: str) -> Any:
+        link = self._to_link.get((mapping, side, raw))
+        return f"@{link}" if link is not None else Pending(side, raw)
+
+    def raw(self, mapping: str, side: str, canonical: str) -> str | None:
+        return self._to_raw.get((mapping, int(canonical[1:]), side))
+
+
+class Translator:
+    """Translates one mapping's records, given both sides' schemas."""
+
+    def __init__(self, mapping: Mapping, schemas: dict[str, EntitySchema], refs: RefResolver | None = None):
+        self.mapping = mapping
+        self.schemas = schemas
+        self.refs = refs or RefResolver()
+        self.zones = {side: _zone(schemas[side].timezone) for side in SIDES}
+        self.types = {name: self._canonical_type(fm) for name, fm in mapping.fields.items()}
+        self.described: dict[tuple[str, str], Field | None] = {
+            (name, side): schemas[side].field(fm.paths[side].key)
+            for name, fm in mapping.fields.items() for side in fm.paths}
+
+    def _canonical_type(self, fm: FieldMap) -> str:
+        if fm.type:
+            return fm.type
+        if fm.values is not None or fm.ref or fm.template is not None:
+            return "string"
+        found = []
+        for side, path in fm.paths.items():
+            described = self.schemas[side].field(path.key)
+            if described is not None and described.type in _DESCRIBED and path.index is None:
+                found.append(_DESCRIBED[described.type])
+        if not found:
+            return "string"
+        if "date" in found or "datetime" in found:
+            return "datetime" if found == ["datetime"] * len(found) else "date"
+        if "number" in found:
+            return "number"
+        return found[0]
+
+    # -- reading ---------------------------------------------------------------------------
+    def canonical(self, side: str, record: dict[str, Any]) -> dict[str, Any]:
+        """The canonical values of every synced field SIDE has (paths and template sources)."""
+        out: dict[str, Any] = {}
+        for name, fm in self.mapping.fields.items():
+            if not fm.synced:
+                continue
+            if fm.template is not None:
+                out[name] = self._render(fm, record) if side == fm.source else self._value(fm, side, record)
+            else:
+                out[name] = self._value(fm, side, record)
+        return out
+
+    def _value(self, fm: FieldMap, side: str, record: dict[str, Any]) -> Any:
+        raw = fm.paths[side].get(record)
+        if isinstance(raw, str):
+            raw = html.unescape(raw).strip()
+        if raw is None or raw == "" or raw == [] or raw == "0000-00-00":
+            return None
+        if fm.ref:
+            return self.refs.canonical(fm.ref, side, str(raw))
+        if fm.values is not None:
+            key = _text(raw)
+            if side == "left":
+                if key in fm.values:
+                    return key
+            else:
+                for left, right in fm.values.items():
+                    if _text(right) == key:
+                        return left
+            raise TranslationError(fm.name, f"{self.mapping.side(side)}.{fm.paths[side]} = {raw!r} "
+                                   "has no entry in the value map (add it to values = {…})")
+        value = self._typed(fm, side, raw)
+        if fm.normalize and isinstance(value, str):
+            value = normalize(fm.normalize, value, country=fm.country)
+        return value
+
+    def _typed(self, fm: FieldMap, side: str, raw: Any) -> Any:
+        ctype = self.types[fm.name]
+        try:
+            if ctype == "string":
+                return raw if isinstance(raw, (list, dict)) else _text(raw)
+            if ctype == "integer":
+                return int(float(raw)) if not isinstance(raw, bool) else int(raw)
+            if ctype == "number":
+                number = float(raw)
+                return int(number) if number.is_integer() else number
+            if ctype == "boolean":
+                return _boolean(raw)
+            if ctype == "date":
+                return _parse(str(raw), self._formats(fm, side, _DATE_FORMATS)).date().isoformat()
+            if ctype == "datetime":
+                moment = _parse(str(raw), self._formats(fm, side, _DATETIME_FORMATS), aware=True)
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=self.zones[side])
+                return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (TypeError, ValueError):
+            raise TranslationError(fm.name, f"{self.mapping.side(side)}.{fm.paths[side]} = {raw!r} "
+                                   f"is not a {ctype}") from None
+        raise AssertionError(ctype)
+
+    def _formats(self, fm: FieldMap, side: str, defaults: tuple[str, ...]) -> tuple[str, ...]:
+        described = self.described.get((fm.name, side))
+        own = [f for f in (fm.formats.get(side), described.format if described else None) if f]
+        return (*own, *defaults)
+
+    def _render(self, fm: FieldMap, record: dict[str, Any]) -> Any:
+        values = {k: html.unescape(v) if isinstance(v, str) else ("" if v is None else v)
+                  for k, v in record.items()}
+        text = string.Formatter().vformat(fm.template, (), _Blank(values)).strip()
+        return text or None
+
+    def match_key(self, canonical: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The identity of a record for matching; None when a match_on value is empty."""
+        if not self.mapping.match_on:
+            return None
+        key = tuple(canonical.get(name) for name in self.mapping.match_on)
+        if any(v is None or isinstance(v, Pending) for v in key):
+            return None
+        return tuple(v.casefold() if isinstance(v, str) else v for v in key)
+
+    def modified_at(self, side: str, record: dict[str, Any]) -> datetime | None:
+        """When the CRM says the record last changed (naive UTC), if its schema names the field."""
+        name = self.schemas[side].modified_field
+        raw = record.get(name) if name else None
+        if not raw:
+            return None
+        try:
+            moment = _parse(str(raw), _DATETIME_FORMATS, aware=True)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=self.zones[side])
+        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+    # -- writing ---------------------------------------------------------------------------
+    def to_raw(self, side: str, values: dict[str, Any], current: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Canonical VALUES as SIDE's API takes them (lists rebuilt around indexed paths)."""
+        out: dict[str, Any] = {}
+        for name, canon in values.items():
+            fm = self.mapping.fields[name]
+            path = fm.paths[side]
+            raw = self._raw(fm, side, canon)
+            if path.index is None:
+                out[path.key] = raw
+                continue
+            items = out.get(path.key, (current or {}).get(path.key))
+            items = list(items) if isinstance(items, list) else ([] if items in (None, "") else [items])
+            if raw in (None, ""):
+                if path.index < len(items):
+                    del items[path.index]
+            else:
+                while len(items) <= path.index:
+                    items.append("")
+                items[path.index] = raw
+            out[path.key] = items
+        return out
+
+    def _raw(self, fm: FieldMap, side: str, canon: Any) -> Any:
+        described = self.described.get((fm.name, side))
+        if canon is None:
+            return "" if described is None or described.type in _STRINGY else None
+        if fm.ref:
+            raw = self.refs.raw(fm.ref, side, canon)
+            if raw is None:
+                raise TranslationError(fm.name, f"the {fm.ref} link {canon} has no {side} record")
+            return raw
+        if fm.values is not None:
+            if side == "left":
+                return canon
+            if canon not in fm.values:
+                raise TranslationError(fm.name, f"{canon!r} has no entry in the value map "
+                                       f"(add it to values = {{…}} to write it to {self.mapping.right})")
+            return fm.values[canon]
+        ctype = self.types[fm.name]
+        if ctype == "date":
+            fmt = fm.formats.get(side)
+            return date.fromisoformat(canon).strftime(fmt) if fmt else canon
+        if ctype == "datetime":
+            moment = datetime.strptime(canon, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            return moment.astimezone(self.zones[side]).strftime(fm.formats.get(side) or WRITE_TIME_FORMAT)
+        if ctype == "boolean":
+            return 1 if canon else 0
+        return canon
+
+    def const_values(self, side: str) -> dict[str, Any]:
+        """Constants written on create to SIDE."""
+        out: dict[str, Any] = {}
+        for fm in self.mapping.fields.values():
+            if fm.is_const and side in fm.paths:
+                path = fm.paths[side]
+                out[path.key] = fm.const if path.index is None else [fm.const]
+        return out
+
+
+class _Blank(dict):
+    """Template values: a key the record lacks renders empty."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _zone(name: str | None) -> Any:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, (int, float)):
+        return bool(raw)
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
+def _parse(text: str, formats: tuple[str, ...], *, aware: bool = False) -> datetime:
+    text = text.strip()
+    if aware and ("T" in text or "+" in text[10:] or text.endswith("Z")):
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    for fmt in formats:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    raise ValueError(text)

@@ -1,0 +1,44 @@
+"""Checking a mapping against both systems' ``describe``, before anything runs."""
+from __future__ import annotations
+
+import difflib
+import string
+
+from ..connectors.base import EntitySchema
+from ..errors import ConfigError
+from .spec import Mapping
+
+# Keys a record carries that describe does not list.
+_IMPLICIT = {"id", "archived"}
+
+
+def validate(mapping: Mapping, schemas: dict[str, EntitySchema]) -> None:
+    """Refuse unknown fields, writes to read-only fields, templates naming unknown fields and
+    value maps whose keys are not the picklist's values."""
+    file = mapping.file
+    for name, fm in mapping.fields.items():
+        for side, path in fm.paths.items():
+            schema = schemas[side]
+            key = f"fields.{name}.{side}"
+            described = schema.field(path.key)
+            if described is None and path.key not in _IMPLICIT:
+                close = difflib.get_close_matches(path.key, schema.field_names, n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise ConfigError(file, key, f"{mapping.side(side)} has no field {path.key!r}{hint}")
+            if fm.flows_to(side) and (described is None or not described.editable):
+                raise ConfigError(file, key, f"{mapping.side(side)}.{path.key} is read-only, so it cannot "
+                                  f"be written; make the field flow the other way (direction = …)")
+        if fm.template is not None:
+            source = schemas[fm.source]
+            for _, placeholder, _, _ in string.Formatter().parse(fm.template):
+                if placeholder and placeholder not in source.field_names and placeholder not in _IMPLICIT:
+                    raise ConfigError(file, f"fields.{name}.template", f"{{{placeholder}}} is not a field of "
+                                      f"{mapping.side(fm.source)}")
+        if fm.values is not None:
+            described = schemas["left"].field(fm.paths["left"].key)
+            choices = {value for value, _ in described.choices} if described else set()
+            unknown = [k for k in fm.values if choices and k not in choices]
+            if unknown:
+                raise ConfigError(file, f"fields.{name}.values", f"{', '.join(map(repr, unknown))} "
+                                  f"not among the picklist values of {mapping.left}.{fm.paths['left'].key} "
+                                  f"({', '.join(sorted(choices)[:12])})")
