@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
+from ..translit import identifier
 from .base import EmulatorApp, Request, Response
 
 HTML = "text/html; charset=UTF-8"
@@ -926,8 +927,8 @@ class RukovoditelApp(EmulatorApp):
             f'password = "${{{env}_PASSWORD}}"',
             f'api_key = "${{{env}_API_KEY}}"',
             f'timezone = "{self.timezone}"',
-            'entities = ["Contacts"]' if 25 in self.entities and self.entities[25].name == "Contacts" else "",
-        ]).rstrip() + "\n"
+            f'entities = ["{identifier(self.entities[25].name, lower=False)}"]',
+        ]) + "\n"
 
 
 def create_app(records: int = 100, *, username: str = "admin", password: str = "emulator",
