@@ -254,12 +254,12 @@ def pull(config: Config, targets: tuple[str, ...], full: bool, sweep: bool,
 @handles_errors
 @needs_config
 def status(config: Config, as_json: bool, runs: int) -> None:
-    """Cursors, row counts, recent runs and their errors, at a glance.
+    """Jobs and next runs, entities, parked records and conflicts, recent runs, at a glance.
 
     \b
     Example:
       syncengine status
-      syncengine status --json | jq .entities
+      syncengine status --json | jq '.jobs[] | {name, next_run_at}'
     """
     from .status import collect
 
@@ -267,23 +267,53 @@ def status(config: Config, as_json: bool, runs: int) -> None:
     if as_json:
         click.echo(json.dumps(info, default=str))
         return
-    table = Table(title="entities", box=None)
-    for column in ("entity", "live", "deleted", "last change", "last sweep"):
-        table.add_column(column)
+    console.print(f"mirror {info['mirror']}   (times UTC)", overflow="ellipsis", no_wrap=True)
+    if info["jobs"]:
+        table = _compact_table("jobs", ("job", 14), ("schedule", 16), ("next run", 11), ("last run", 11),
+                               ("result", 8), ("secs", 6, "right"))
+        for j in info["jobs"]:
+            last = j["last_run"] or {}
+            table.add_row(j["name"], j["schedule"], _short(j["next_run_at"]), _short(last.get("started_at")),
+                          last.get("status", "-"), _secs(last.get("seconds")),
+                          style="red" if last.get("status") == "failed" else "")
+        console.print(table)
+    table = _compact_table("entities", ("entity", 26), ("live", 8, "right"), ("deleted", 7, "right"),
+                           ("last change", 11), ("last sweep", 11))
     for e in info["entities"]:
-        table.add_row(e["target"], str(e["live"]), str(e["deleted"]), _short(e["cursor_at"]), _short(e["last_sweep_at"]))
+        table.add_row(e["target"], str(e["live"]), str(e["deleted"]), _short(e["cursor_at"]),
+                      _short(e["last_sweep_at"]))
     console.print(table)
-    table = Table(title="recent runs", box=None)
-    for column in ("run", "kind", "target", "started (UTC)", "status", "seconds", "error"):
-        table.add_column(column)
+    if info["mappings"]:
+        table = _compact_table("mappings", ("mapping", 20), ("links", 8, "right"), ("parked", 7, "right"),
+                               ("conflicts", 9, "right"), ("failed writes", 13, "right"))
+        for m in info["mappings"]:
+            table.add_row(m["mapping"], str(m["links"]), str(m["parked"]), str(m["open_conflicts"]),
+                          str(m["failed_writes"]), style="yellow" if m["parked"] or m["open_conflicts"] else "")
+        console.print(table)
+    table = _compact_table("recent runs", ("run", 5, "right"), ("kind", 5), ("job / target", 16),
+                           ("started", 11), ("result", 8), ("secs", 6, "right"), ("error", 14))
     for r in info["runs"]:
-        table.add_row(str(r["id"]), r["kind"], r["target"], _short(r["started_at"]), r["status"],
-                      str(r.get("seconds", "")), (r["error"] or "")[:60])
+        table.add_row(str(r["id"]), r["kind"], r["job"] or r["target"], _short(r["started_at"]), r["status"],
+                      _secs(r["seconds"]), r["error"] or "", style="red" if r["status"] == "failed" else "")
     console.print(table)
+
+
+def _compact_table(title: str, *columns: tuple[Any, ...]) -> Table:
+    """A borderless table whose columns keep to their widths (status fits 80 columns)."""
+    table = Table(title=title, title_justify="left", box=None, padding=(0, 1), pad_edge=False)
+    for name, width, *justify in columns:
+        table.add_column(name, max_width=width, no_wrap=True, overflow="ellipsis",
+                         justify=justify[0] if justify else "left")
+    return table
 
 
 def _short(value: Any) -> str:
-    return str(value)[:19] if value else "-"
+    """``2026-11-22 14:05`` → ``11-22 14:05``: enough to read, narrow enough to fit."""
+    return str(value)[5:16] if value else "-"
+
+
+def _secs(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
 
 
 # -- db / emulate ------------------------------------------------------------------------

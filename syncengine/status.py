@@ -1,14 +1,19 @@
-"""What ``syncengine status`` shows: per entity row counts and cursors, recent runs and errors."""
+"""What ``syncengine status`` shows: jobs and their next runs, per entity row counts and cursors,
+per mapping links, parked records and open conflicts, recent runs and their errors.
+
+Every timestamp is naive UTC, as the mirror stores it.
+"""
 from __future__ import annotations
 
+from datetime import timezone
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
-from .config import Config
+from .config import Config, Job
 from .mirror import Mirror
-from .mirror.models import CursorRow, RecordRow, RunRow
+from .mirror.models import ConflictRow, CursorRow, LinkRow, OutboxRow, ParkedRow, RecordRow, RunRow
 
 
 def collect(config: Config, *, runs: int = 5, mirror: Mirror | None = None) -> dict[str, Any]:
@@ -22,23 +27,72 @@ def collect(config: Config, *, runs: int = 5, mirror: Mirror | None = None) -> d
             .group_by(records.c.system, records.c.entity).order_by(records.c.system, records.c.entity)).all()
         cursors = {(c.system, c.entity): c for c in conn.execute(sa.select(CursorRow))}
         recent = conn.execute(sa.select(RunRow).order_by(RunRow.id.desc()).limit(runs)).all()
+        jobs = [_job(conn, job) for job in config.jobs]
+        mappings = _mappings(conn)
     entities = []
     for system, entity, live, deleted in counts:
         cursor = cursors.get((system, entity))
         entities.append({"target": f"{system}:{entity}", "live": live, "deleted": deleted,
                          "cursor_at": cursor.updated_at if cursor else None,
                          "last_sweep_at": cursor.last_sweep_at if cursor else None})
-    run_list = []
-    for r in recent:
-        counts_json = orjson.loads(r.counts or "{}")
-        run_list.append({"id": r.id, "kind": r.kind, "job": r.job, "target": r.target,
-                         "started_at": r.started_at, "finished_at": r.finished_at, "status": r.status,
-                         "seconds": counts_json.get("seconds"), "error": r.error or _entity_errors(counts_json)})
-    return {"mirror": mirror.engine.url.render_as_string(hide_password=True), "entities": entities,
-            "runs": run_list}
+    return {"mirror": mirror.engine.url.render_as_string(hide_password=True), "jobs": jobs,
+            "entities": entities, "mappings": mappings, "runs": [_run(r) for r in recent],
+            "parked": sum(m["parked"] for m in mappings),
+            "conflicts": sum(m["open_conflicts"] for m in mappings)}
+
+
+def schedule_text(job: Job) -> str:
+    if job.cron:
+        return f"cron {job.cron}"
+    if job.every:
+        return f"every {_duration(job.every.total_seconds())}"
+    return "manual"
+
+
+def _job(conn: sa.Connection, job: Job) -> dict[str, Any]:
+    from .scheduler import JOB_RUN, next_run
+
+    upcoming = next_run(job)
+    last = conn.execute(sa.select(RunRow).where(RunRow.kind == JOB_RUN, RunRow.job == job.name)
+                        .order_by(RunRow.id.desc()).limit(1)).first()
+    failures = conn.execute(sa.select(sa.func.count()).select_from(RunRow).where(
+        RunRow.kind == JOB_RUN, RunRow.job == job.name, RunRow.status == "failed")).scalar_one()
+    return {"name": job.name, "schedule": schedule_text(job), "pull": job.pull, "mappings": job.mappings,
+            "next_run_at": upcoming.astimezone(timezone.utc).replace(tzinfo=None) if upcoming else None,
+            "last_run": _run(last) if last else None, "failed_runs": failures}
+
+
+def _mappings(conn: sa.Connection) -> list[dict[str, Any]]:
+    """Per mapping: active links, parked records, open conflicts, failed writes."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def add(stmt: sa.Select, key: str) -> None:
+        for mapping, count in conn.execute(stmt.group_by(stmt.selected_columns[0])):
+            found.setdefault(mapping, {"mapping": mapping, "links": 0, "parked": 0, "open_conflicts": 0,
+                                       "failed_writes": 0})[key] = count
+
+    add(sa.select(LinkRow.mapping, sa.func.count()).where(LinkRow.state == "active"), "links")
+    add(sa.select(ParkedRow.mapping, sa.func.count()), "parked")
+    add(sa.select(ConflictRow.mapping, sa.func.count()).where(ConflictRow.state == "open"), "open_conflicts")
+    add(sa.select(OutboxRow.mapping, sa.func.count()).where(OutboxRow.state == "failed"), "failed_writes")
+    return [found[m] for m in sorted(found)]
+
+
+def _run(r: Any) -> dict[str, Any]:
+    counts = orjson.loads(r.counts or "{}")
+    return {"id": r.id, "kind": r.kind, "job": r.job, "target": r.target, "started_at": r.started_at,
+            "finished_at": r.finished_at, "status": r.status, "seconds": counts.get("seconds"),
+            "error": r.error or _entity_errors(counts)}
 
 
 def _entity_errors(counts: dict[str, Any]) -> str | None:
     errors = [f"{e['system']}:{e['entity']}: {e['message']}" for e in counts.get("entities", [])
               if e.get("status") != "ok" and e.get("message")]
     return "; ".join(errors) or None
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
