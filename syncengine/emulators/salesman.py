@@ -456,6 +456,17 @@ class SalesManApp(EmulatorApp):
             return set(self.users)
         return {user["iduser"]}
 
+    def _visible(self, table: dict[int, dict[str, Any]], params: dict[str, Any],
+                 user: dict[str, Any]) -> list[dict[str, Any]]:
+        """Client/deal list visibility: ``user=<login>`` replaces it, ``isadmin`` lifts it."""
+        if params.get("user"):
+            owner = self._user_id(params["user"])
+            return [r for r in table.values() if _intval(r["iduser"]) == owner]
+        if user.get("isadmin") == "on":
+            return list(table.values())
+        people = self._people(user)
+        return [r for r in table.values() if _intval(r["iduser"]) in people]
+
     def _user_id(self, login: Any) -> int:
         return next((u["iduser"] for u in self.users.values() if u["login"] == login), 0)
 
@@ -699,13 +710,7 @@ class SalesManApp(EmulatorApp):
         return {key: str(row.get("recv", {}).get(key, "")) for key in RECV_KEYS}
 
     def _client_list(self, params, user, json_mode):
-        rows = list(self.clients.values())
-        if params.get("user"):
-            owner = self._user_id(params["user"])
-            rows = [r for r in rows if _intval(r["iduser"]) == owner]
-        elif user.get("isadmin") != "on":
-            people = self._people(user)
-            rows = [r for r in rows if _intval(r["iduser"]) in people]
+        rows = self._visible(self.clients, params, user)
         word = str(params.get("word") or "")
         if word:
             rows = [r for r in rows if any(_like(r.get(f), word) for f in ("title", "des", "mail_url", "site_url",
@@ -1144,13 +1149,7 @@ class SalesManApp(EmulatorApp):
         }
 
     def _deal_list(self, params, user, json_mode):
-        rows = list(self.deals.values())
-        if params.get("user"):
-            owner = self._user_id(params["user"])
-            rows = [r for r in rows if _intval(r["iduser"]) == owner]
-        elif user.get("isadmin") != "on":
-            people = self._people(user)
-            rows = [r for r in rows if _intval(r["iduser"]) in people]
+        rows = self._visible(self.deals, params, user)
         if params.get("active") in ("yes", "no"):
             rows = [r for r in rows if (r.get("close") != "yes") == (params["active"] == "yes")]
         word = str(params.get("word") or "")
