@@ -165,7 +165,9 @@ class _EntityPuller:
         state = self.mirror.cursor_state(self.system, entity)
         self._apply_hints(writer, entity, result)
 
-        cursor = None if self.full else state.cursor
+        sweep_due = self.force_sweep or self._sweep_due(state)
+        rescan = sweep_due and self.connector.sweep_reads_records
+        cursor = None if self.full or rescan else state.cursor
         listed: set[str] = set()
         scanned, batches, read, redescribed = True, 0, 0, False
         for batch in self.connector.read_changes(entity, cursor):
@@ -188,7 +190,7 @@ class _EntityPuller:
 
         if batches and scanned:
             self._sweep(writer, entity, listed, result, fetch_unknown=False)
-        elif self.force_sweep or self._sweep_due(state):
+        elif sweep_due:
             listed = set()
             for page in self.connector.list_ids(entity):
                 listed.update(str(i) for i in page)

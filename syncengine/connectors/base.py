@@ -110,6 +110,10 @@ class Connector:
     kind: ClassVar[str]
     settings: ClassVar[dict[str, Setting]] = {}
     default_entities: ClassVar[tuple[str, ...]] = ()
+    #: True when some edits do not move the change time the cursor follows (kanban moves,
+    #: imports, owner changes): a due sweep then re-reads every record (``read_changes`` with
+    #: cursor None, which must yield ``scan=True`` batches) so content hashes catch those edits.
+    sweep_reads_records: ClassVar[bool] = False
 
     def __init__(self, name: str, config: dict[str, Any], http: HttpClient):
         self.name = name

@@ -109,6 +109,7 @@ class _Blank(ConnectorError):
 
 class RukovoditelConnector(Connector):
     kind = "rukovoditel"
+    sweep_reads_records = True  # kanban moves and imports do not touch date_updated
     settings = {
         "url": Setting(str, required=True, help="the app's address, e.g. https://crm.example.ru "
                        "(the API is <url>/api/rest.php)"),

@@ -283,10 +283,11 @@ def test_write_errors_name_the_field(ruko):
 
 # -- through the engine ---------------------------------------------------------------------------
 
-def test_pull_then_exactly_the_changed_rows_change_and_full_pull_catches_kanban(ruko, write_config,
-                                                                               sqlite_url):
+def test_pull_then_exactly_the_changed_rows_change_and_the_sweep_catches_kanban(ruko, write_config,
+                                                                                sqlite_url):
     server, _ = ruko(records=40, settings={"page_size": 15})
-    config = load_config(write_config(sqlite_url, {"ruko": system(server, page_size=15, sweep_every="0s")}))
+    path = write_config(sqlite_url, {"ruko": system(server, page_size=15, sweep_every="1h")})
+    config = load_config(path)
     first = pull(config, targets=["ruko"])
     assert first.ok and first.entity("ruko", "Contacts").created == 40
     mirror = Mirror(config.mirror_url)
@@ -297,14 +298,15 @@ def test_pull_then_exactly_the_changed_rows_change_and_full_pull_catches_kanban(
     app.control_edit("Contacts", 7, {"field_213": "Фёдор"})
     app.control_edit("Contacts", 8, {"field_221": "99"})
     new = str(app.control_insert("Contacts", {"field_213": "Новенький", "field_217": "68"}))
-    app.control_delete("Contacts", 9)
     app.control_kanban_move("Contacts", 10, "field_217", "70")
-    second = pull(config, targets=["ruko"]).entity("ruko", "Contacts")
-    assert (second.created, second.updated, second.deleted) == (1, 2, 1)
+    second = pull(config, targets=["ruko"]).entity("ruko", "Contacts")  # incremental: no sweep due
+    assert (second.created, second.updated, second.deleted, second.swept) == (1, 2, 0, False)
     records = mirror.records("ruko", "Contacts")
     assert records["7"]["first_name"] == "Фёдор" and records["8"]["score"] == 99
-    assert records[new]["date_updated"] is None and "9" in mirror.deleted_ids("ruko", "Contacts")
+    assert records[new]["date_updated"] is None and records["10"]["status"] != "70"
 
-    full = pull(config, targets=["ruko"], full=True).entity("ruko", "Contacts")
-    assert (full.created, full.updated, full.deleted) == (0, 1, 0)
+    app.control_delete("Contacts", 9)
+    swept = pull(config, targets=["ruko"], sweep=True).entity("ruko", "Contacts")  # the sweep re-reads records
+    assert (swept.created, swept.updated, swept.deleted, swept.swept) == (0, 1, 1, True)
     assert mirror.records("ruko", "Contacts")["10"]["status"] == "70"
+    assert "9" in mirror.deleted_ids("ruko", "Contacts")

@@ -74,7 +74,7 @@ def test_edits_deletes_and_restores_arrive_exactly_once(emulator, write_config, 
     app.control_delete(ids[3])
     app.control_restore(ids[3])
     result = pull(config).entity("vt", "Contacts")
-    assert (result.updated, result.deleted, result.created) == (2, 1, 0)
+    assert (result.updated, result.deleted, result.created) == (3, 1, 0)  # a restore bumps modifiedtime
     mirror = Mirror(config.mirror_url)
     assert mirror.records("vt", "Contacts") == expected(server)
     assert ids[2] in mirror.deleted_ids("vt", "Contacts")
@@ -101,7 +101,7 @@ def test_a_record_saved_in_the_boundary_second_is_not_lost(emulator, write_confi
     late = server.app.control_write("Contacts", {"lastname": "Опоздавший", "assigned_user_id": "19x1"},
                                     modifiedtime=newest["modifiedtime"])
     pull(config)
-    assert late["id"] in mirror_of(config)
+    assert late in mirror_of(config)
     assert mirror_of(config) == expected(server)
 
 
@@ -129,13 +129,15 @@ def test_stock_install_whose_sync_fails_is_probed_once_and_polled_by_query(emula
 
 
 def test_ten_percent_faults_end_in_the_same_mirror(emulator, write_config, tmp_path):
-    faults = Faults(error_rate=0.04, broken_json_rate=0.03, expire_rate=0.03, seed=7)
-    clean = start(emulator, 1500)
-    faulty = start(emulator, 1500, faults=faults)
+    faults = Faults(error_rate=0.04, broken_json_rate=0.02, expire_rate=0.02, timeout_rate=0.02,
+                    hang_seconds=1.5, seed=7)
+    clean = start(emulator, 3000, sync_broken=True)
+    faulty = start(emulator, 3000, sync_broken=True, faults=faults)
     results = {}
     for name, server in (("clean", clean), ("faulty", faulty)):
         url = f"sqlite:///{tmp_path / name}.db"
-        config = load_config(write_config(url, {"vt": vt_system(server)}, name=f"{name}.toml"))
+        system = vt_system(server, timeout=1, retries=8)
+        config = load_config(write_config(url, {"vt": system}, name=f"{name}.toml"))
         assert pull(config).ok
         results[name] = {m: Mirror(url).records("vt", m) for m in ("Contacts", "Accounts")}
     assert sum(faulty.stats.values()) > sum(clean.stats.values())  # faults really happened
