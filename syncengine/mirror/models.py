@@ -111,7 +111,8 @@ class OutboxRow(Base):
     """Every write, recorded before its API call and kept afterwards as the journal ``undo`` reads.
 
     ``state``: pending (not sent yet) | sent (the call may have happened) | done | failed |
-    abandoned (superseded by a later plan) | undone.
+    abandoned (superseded by a later plan) | retried (failed, then done by a later
+    plan) | undone.
     """
 
     __tablename__ = "outbox"

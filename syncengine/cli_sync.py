@@ -1,0 +1,288 @@
+"""``plan``, ``apply``, ``sync``, ``undo`` and ``conflicts``: the sync commands, registered on ``main``."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from rich.markup import escape
+from rich.table import Table
+
+from .cli import console, err_console, handles_errors, main, needs_config
+from .config import Config
+from .errors import UsageError
+from .plan import Plan
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "∅"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return orjson.dumps(value).decode()
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    """The plan as a person reads it: per mapping, every write with its fields before → after."""
+    lines: list[str] = []
+    for name in plan.mappings:
+        actions = [a for a in plan.actions if a.mapping == name]
+        issues = [i for i in plan.issues if i.mapping == name]
+        sides = plan.sides.get(name, {})
+        lines.append(f"mapping {name} ({sides.get('left')} ↔ {sides.get('right')})")
+        if not actions and not issues:
+            lines.append("  nothing to do")
+        for a in actions:
+            pair = f"{sides.get('left')} {a.left_id or '(new)'} ↔ {sides.get('right')} {a.right_id or '(new)'}"
+            if a.op == "create":
+                source = "left" if a.left_id else "right"
+                lines.append(f"  + create {a.system}:{a.entity} from {sides.get(source)} "
+                             f"{a.left_id or a.right_id}")
+            elif a.op == "update":
+                lines.append(f"  ~ update {a.system}:{a.entity} {a.remote_id}")
+            elif a.op == "delete":
+                lines.append(f"  - delete {a.system}:{a.entity} {a.remote_id}")
+            elif a.op == "link":
+                if a.link_id is None:
+                    lines.append(f"  = link {pair} (matched)")
+                continue
+            elif a.op == "unlink":
+                lines.append(f"  ⨯ {a.state} {pair}")
+                continue
+            elif a.op == "conflict":
+                c = a.conflict or {}
+                lines.append(f"  ! conflict {pair} field {c.get('field')}: left {_value(c.get('left'))}, "
+                             f"right {_value(c.get('right'))} (was {_value(c.get('shadow'))})")
+                continue
+            for fname, (before, after) in a.changes.items():
+                lines.append(f"      {fname}: {_value(before)} → {_value(after)}")
+        for i in issues:
+            lines.append(f"  ? {i.kind} {sides.get(i.side)} {i.remote_id}: {i.error}")
+    counts = plan.counts()
+    total = sum(sum(c.values()) for c in counts.values())
+    summary = "; ".join(f"{t}: " + ", ".join(f"{n} {op}" for op, n in c.items() if n) for t, c in counts.items())
+    lines.append(f"{total} write(s)" + (f" — {summary}" if summary else "") +
+                 (f"; {len(plan.issues)} record(s) parked" if plan.issues else ""))
+    lines += [f"note: {n}" for n in plan.notes]
+    return lines
+
+
+def _print_plan(plan: Plan) -> None:
+    for line in plan_lines(plan):
+        style = {"+": "green", "-": "red", "~": "yellow", "!": "magenta", "?": "red"}.get(line.strip()[:1], "")
+        console.print(f"[{style}]{escape(line)}[/{style}]" if style else escape(line))
+
+
+@main.command("plan")
+@click.argument("name", required=False)
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `syncengine apply FILE`.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--pull", "pull_first", is_flag=True, help="Pull both sides of the mappings first.")
+@handles_errors
+@needs_config
+def plan_command(config: Config, name: str | None, out: str | None, as_json: bool, pull_first: bool) -> None:
+    """Show every create / update / delete a sync would make, field by field; change nothing.
+
+    NAME is a job or a mapping (default: every mapping in mappings/).
+
+    \b
+    Example:
+      syncengine plan contacts --pull --out contacts.plan
+      syncengine apply contacts.plan
+    """
+    from .mapping import prepare, resolve_names
+    from .mirror import Mirror
+    from .plan import make_plan
+    from .pull import pull
+
+    mirror = Mirror(config.mirror_url)
+    prepared = prepare(config, resolve_names(config, name), mirror)
+    if pull_first:
+        targets = sorted({str(m.side(s)) for m, _ in prepared for s in ("left", "right")})
+        pull(config, targets, mirror=mirror)
+    plan = make_plan(mirror, prepared)
+    if out:
+        Path(out).write_bytes(plan.to_json())
+    if as_json:
+        click.echo(plan.to_json().decode())
+    else:
+        _print_plan(plan)
+        if out:
+            console.print(f"plan saved to {out}; carry it out with: syncengine apply {out}")
+
+
+@main.command("apply")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--workers", default=4, show_default=True, help="Concurrent writes per system.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handles_errors
+@needs_config
+def apply_command(config: Config, file: str, workers: int, as_json: bool) -> None:
+    """Carry out a saved plan exactly; refused if the mirror changed since it was made.
+
+    A plan interrupted half-way (crash, kill) is resumed by applying it again.
+
+    \b
+    Example:
+      syncengine plan --out today.plan && syncengine apply today.plan
+    """
+    from .push import apply_plan
+
+    try:
+        plan = Plan.from_json(Path(file).read_bytes())
+    except ValueError as exc:
+        raise UsageError(f"{file}: {exc}") from None
+    result = apply_plan(config, plan, workers=workers)
+    _print_apply(result, as_json)
+
+
+def _print_apply(result: Any, as_json: bool) -> None:
+    info = result.as_dict()
+    if as_json:
+        click.echo(json.dumps(info, default=str))
+    else:
+        for target, ops in info["writes"].items():
+            console.print(f"{target}: " + ", ".join(f"{n} {op}" for op, n in ops.items()))
+        extra = f", {result.recovered} interrupted write(s) confirmed" if result.recovered else ""
+        console.print(f"run {result.run_id}: {result.writes} write(s) in {result.seconds:.1f}s{extra}")
+        for failure in result.failed:
+            err_console.print(f"[red]parked:[/red] {escape(failure['error'])}")
+    if result.failed:
+        sys.exit(1)
+
+
+@main.command("sync")
+@click.argument("name", required=False)
+@click.option("--dry-run", is_flag=True, help="Pull and plan only; print the plan.")
+@click.option("--full", is_flag=True, help="Re-read both sides completely first.")
+@click.option("--workers", default=4, show_default=True, help="Concurrent writes per system.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handles_errors
+@needs_config
+def sync_command(config: Config, name: str | None, dry_run: bool, full: bool, workers: int, as_json: bool) -> None:
+    """Pull both sides, plan, apply: keep the mapped entities in step.
+
+    NAME is a job or a mapping (default: every mapping in mappings/).
+
+    \b
+    Example:
+      syncengine sync contacts
+      syncengine sync nightly --dry-run
+    """
+    from .mapping import resolve_names
+    from .sync import run_sync
+
+    result = run_sync(config, resolve_names(config, name), job=name if any(j.name == name for j in config.jobs)
+                      else None, workers=workers, full=full, dry_run=dry_run)
+    if dry_run or (not as_json and not result.plan.empty):
+        if as_json:
+            click.echo(result.plan.to_json().decode())
+            return
+        _print_plan(result.plan)
+    if result.pull is not None and not result.pull.ok:
+        for e in result.pull.entities:
+            if e.status != "ok":
+                err_console.print(f"[red]pull {e.status}:[/red] {escape(e.message or '')}")
+    if result.apply is not None:
+        _print_apply(result.apply, as_json)
+
+
+@main.command("undo")
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handles_errors
+@needs_config
+def undo_command(config: Config, run_id: int, as_json: bool) -> None:
+    """Put back the values a sync run overwrote, and delete the records it created.
+
+    Deleted records cannot be restored through the APIs; they are listed. The next sync will
+    make the same changes again unless the cause (a mapping, an edit) is fixed first.
+
+    \b
+    Example:
+      syncengine status            # find the run id
+      syncengine undo 42
+    """
+    from .push import undo
+
+    result = undo(config, run_id)
+    if as_json:
+        click.echo(json.dumps({"run": run_id, "restored": result.restored, "not_restored": result.not_restored}))
+    else:
+        console.print(f"run {run_id}: {len(result.restored)} write(s) undone")
+        for line in result.not_restored:
+            err_console.print(f"[red]not undone:[/red] {escape(line)}")
+    if result.not_restored:
+        sys.exit(1)
+
+
+@main.group("conflicts", invoke_without_command=True)
+@click.option("--all", "show_all", is_flag=True, help="Include settled conflicts.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handles_errors
+def conflicts_group(ctx: click.Context, show_all: bool, as_json: bool) -> None:
+    """List fields both sides changed differently under a `manual` policy.
+
+    \b
+    Example:
+      syncengine conflicts
+      syncengine conflicts resolve 7 --take left
+      syncengine conflicts resolve 8 --take value=+79161234567
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .config import load_config
+    from .mirror import Mirror
+    from .push import conflicts
+
+    config = load_config(ctx.find_root().obj["config_path"])
+    rows = conflicts(Mirror(config.mirror_url), all_states=show_all)
+    if as_json:
+        click.echo(json.dumps(rows, default=str, ensure_ascii=False))
+        return
+    if not rows:
+        console.print("no open conflicts")
+        return
+    table = Table(box=None)
+    for column in ("id", "mapping", "left id", "right id", "field", "left", "right", "was", "state"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(str(r["id"]), r["mapping"], str(r["left_id"]), str(r["right_id"]), r["field"],
+                      _value(r["left"]), _value(r["right"]), _value(r["shadow"]),
+                      r["state"] + (f" → {_value(r['value'])}" if r["state"] == "resolved" else ""))
+    console.print(table)
+
+
+@conflicts_group.command("resolve")
+@click.argument("conflict_id", type=int)
+@click.option("--take", required=True, help="left, right, or value=TEXT (a JSON value is parsed as JSON).")
+@handles_errors
+@needs_config
+def conflicts_resolve(config: Config, conflict_id: int, take: str) -> None:
+    """Settle one conflict; the next sync writes the chosen value to both sides.
+
+    \b
+    Example:
+      syncengine conflicts resolve 7 --take right
+      syncengine conflicts resolve 7 --take 'value=ivan@example.com'
+    """
+    from .mirror import Mirror
+    from .push import resolve_conflict
+
+    if take in ("left", "right"):
+        outcome = resolve_conflict(Mirror(config.mirror_url), conflict_id, take=take)
+    elif take.startswith("value="):
+        text = take[len("value="):]
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        outcome = resolve_conflict(Mirror(config.mirror_url), conflict_id, value=value)
+    else:
+        raise UsageError("--take must be left, right or value=TEXT")
+    console.print(f"conflict {conflict_id}: {outcome['field']} = {_value(outcome['value'])}; "
+                  "the next sync writes it")

@@ -1,0 +1,456 @@
+"""Plan: what a sync would write, computed from the mirror alone.
+
+Per mapping, every link is diffed three ways: each side's canonical values against the shadow
+(what both agreed on at the last sync). A field changed on one side flows to the other; changed on
+both to different values, the field's conflict policy decides (``left``, ``right``, ``newest``,
+or ``manual`` → a conflicts row). Unlinked records are matched on ``match_on`` against the other
+side before anything is created; several candidates is *ambiguous* and nothing is created.
+Deletions follow ``on_delete``.
+
+A :class:`Plan` is plain data (JSON): ``apply`` carries it out exactly, and refuses it when the
+mirror has moved since (its :func:`fingerprint` differs).
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+
+import orjson
+import sqlalchemy as sa
+
+from .connectors import EntitySchema
+from .mapping import (SIDES, Mapping, Pending, RefResolver, SideRef, TranslationError, Translator,
+                      other)
+from .mirror import Mirror
+from .mirror.models import ConflictRow, LinkRow, OutboxRow, RecordRow, utcnow
+
+PLAN_VERSION = 1
+API_OPS = ("create", "update", "delete")
+_MISSING = object()
+
+
+@dataclass
+class Action:
+    """One step of a plan. ``create``/``update``/``delete`` call a CRM; ``link``, ``unlink`` and
+    ``conflict`` only change the mirror's sync state."""
+
+    key: str
+    mapping: str
+    op: str
+    side: str                      # the side written (for link/unlink/conflict: "both")
+    system: str = ""
+    entity: str = ""
+    remote_id: str | None = None   # the record written (None for a create)
+    left_id: str | None = None
+    right_id: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)    # raw payload for the API
+    before: dict[str, Any] = field(default_factory=dict)    # raw values it replaces (undo)
+    changes: dict[str, list[Any]] = field(default_factory=dict)  # field -> [canonical before, after]
+    settles: dict[str, Any] = field(default_factory=dict)   # shadow values once done
+    match: dict[str, Any] | None = None                     # create: how to find it after a crash
+    link_id: int | None = None
+    state: str | None = None                                # unlink: unlinked | deleted
+    conflict: dict[str, Any] | None = None                  # conflict: field, left, right, shadow
+    closes: list[int] = field(default_factory=list)         # conflicts settled by this action
+
+    @property
+    def calls_api(self) -> bool:
+        return self.op in API_OPS
+
+
+@dataclass
+class Issue:
+    """A record the plan leaves alone, and why (ambiguous match, untranslatable value)."""
+
+    mapping: str
+    side: str
+    remote_id: str
+    kind: str
+    error: str
+
+
+@dataclass
+class Plan:
+    id: str
+    created_at: str
+    mappings: list[str]
+    fingerprint: str
+    actions: list[Action] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sides: dict[str, dict[str, str]] = field(default_factory=dict)  # mapping -> side -> "system:Entity"
+    version: int = PLAN_VERSION
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> "Plan":
+        raw = orjson.loads(data)
+        if not isinstance(raw, dict) or raw.get("version") != PLAN_VERSION or "actions" not in raw:
+            raise ValueError("not a syncengine plan file (make one with `syncengine plan --out FILE`)")
+        raw["actions"] = [Action(**a) for a in raw["actions"]]
+        raw["issues"] = [Issue(**i) for i in raw["issues"]]
+        return cls(**raw)
+
+    def writes(self) -> list[Action]:
+        return [a for a in self.actions if a.calls_api]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{"vt:Contacts": {"create": 3, "update": 1, "delete": 0}, ...}``"""
+        out: dict[str, dict[str, int]] = {}
+        for a in self.writes():
+            target = out.setdefault(f"{a.system}:{a.entity}", {op: 0 for op in API_OPS})
+            target[a.op] += 1
+        return out
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+
+# -- mirror state --------------------------------------------------------------------------
+
+@dataclass
+class SideRecord:
+    data: dict[str, Any]
+    last_changed: datetime
+    deleted: bool
+
+
+@dataclass
+class Link:
+    id: int
+    left_id: str
+    right_id: str
+    state: str
+    shadow: dict[str, Any]
+
+    def id_of(self, side: str) -> str:
+        return self.left_id if side == "left" else self.right_id
+
+
+def load_side(mirror: Mirror, side: SideRef) -> dict[str, SideRecord]:
+    r = RecordRow.__table__
+    stmt = sa.select(r.c.remote_id, r.c.data, r.c.last_changed, r.c.deleted_at).where(
+        r.c.system == side.system, r.c.entity == side.entity)
+    with mirror.engine.connect() as conn:
+        return {rid: SideRecord(orjson.loads(data), changed, deleted is not None)
+                for rid, data, changed, deleted in conn.execute(stmt)}
+
+
+def load_links(mirror: Mirror, mapping: str) -> list[Link]:
+    with mirror.engine.connect() as conn:
+        rows = conn.execute(sa.select(LinkRow).where(LinkRow.mapping == mapping).order_by(LinkRow.id)).all()
+    return [Link(r.id, r.left_id, r.right_id, r.state, orjson.loads(r.shadow)) for r in rows]
+
+
+def ref_resolver(mirror: Mirror, mappings: Iterable[str]) -> RefResolver:
+    refs = RefResolver()
+    for name in mappings:
+        for link in load_links(mirror, name):
+            if link.state == "active":
+                refs.add(name, link.id, link.left_id, link.right_id)
+    return refs
+
+
+def fingerprint(mirror: Mirror, mappings: list[Mapping]) -> str:
+    """A digest of everything a plan was computed from: both sides' records, links, conflicts."""
+    digest = hashlib.blake2b(digest_size=16)
+    r = RecordRow.__table__
+    names = sorted({m.name for m in mappings} | {ref for m in mappings for ref in m.refs})
+    sides = sorted({(m.side(s).system, m.side(s).entity) for m in mappings for s in SIDES})
+    with mirror.engine.connect() as conn:
+        for system, entity in sides:
+            digest.update(f"|{system}:{entity}|".encode())
+            for rid, h, deleted in conn.execute(sa.select(r.c.remote_id, r.c.hash, r.c.deleted_at).where(
+                    r.c.system == system, r.c.entity == entity).order_by(r.c.remote_id)):
+                digest.update(f"{rid}:{h}:{deleted is not None};".encode())
+        for row in conn.execute(sa.select(LinkRow.id, LinkRow.left_id, LinkRow.right_id, LinkRow.state,
+                                          LinkRow.shadow).where(LinkRow.mapping.in_(names)).order_by(LinkRow.id)):
+            digest.update(orjson.dumps(list(row)))
+        for row in conn.execute(sa.select(ConflictRow.id, ConflictRow.state, ConflictRow.value).where(
+                ConflictRow.mapping.in_(names)).order_by(ConflictRow.id)):
+            digest.update(orjson.dumps(list(row)))
+    return digest.hexdigest()
+
+
+def in_doubt_creates(mirror: Mirror) -> set[tuple[str, str, str]]:
+    """(mapping, source side, source id) of creates an interrupted run may or may not have made."""
+    with mirror.engine.connect() as conn:
+        rows = conn.execute(sa.select(OutboxRow.mapping, OutboxRow.side, OutboxRow.left_id,
+                                      OutboxRow.right_id).where(OutboxRow.state == "sent",
+                                                                OutboxRow.op == "create")).all()
+    return {(m, other(side), left if side == "right" else right) for m, side, left, right in rows}
+
+
+# -- planning ------------------------------------------------------------------------------
+
+def make_plan(mirror: Mirror, prepared: list[tuple[Mapping, dict[str, EntitySchema]]]) -> Plan:
+    """The plan for these mappings (referenced-first), computed from the mirror as it is."""
+    mappings = [m for m, _ in prepared]
+    plan = Plan(id=uuid.uuid4().hex, created_at=utcnow().isoformat(timespec="seconds") + "Z",
+                mappings=[m.name for m in mappings], fingerprint=fingerprint(mirror, mappings),
+                sides={m.name: {s: str(m.side(s)) for s in SIDES} for m in mappings})
+    doubtful = in_doubt_creates(mirror)
+    if doubtful:
+        plan.notes.append(f"{len(doubtful)} create(s) of an interrupted run are unconfirmed; "
+                          "apply checks them first and their records wait until then")
+    for mapping, schemas in prepared:
+        refs = ref_resolver(mirror, mapping.refs)
+        planner = MappingPlanner(mirror, mapping, Translator(mapping, schemas, refs), doubtful)
+        planner.run()
+        plan.actions += planner.actions
+        plan.issues += planner.issues
+        plan.notes += planner.notes
+    return plan
+
+
+class MappingPlanner:
+    """The actions and issues of one mapping."""
+
+    def __init__(self, mirror: Mirror, mapping: Mapping, translator: Translator,
+                 doubtful: set[tuple[str, str, str]] = frozenset()):
+        self.mirror = mirror
+        self.mapping = mapping
+        self.tr = translator
+        self.doubtful = doubtful
+        self.actions: list[Action] = []
+        self.issues: list[Issue] = []
+        self.notes: list[str] = []
+        self.records = {side: load_side(mirror, mapping.side(side)) for side in SIDES}
+        self.canonical: dict[str, dict[str, dict[str, Any]]] = {side: {} for side in SIDES}
+        for side in SIDES:
+            for rid, rec in self.records[side].items():
+                if rec.deleted:
+                    continue
+                try:
+                    self.canonical[side][rid] = translator.canonical(side, rec.data)
+                except TranslationError as exc:
+                    self._issue(side, rid, "translation", str(exc))
+        self.links = load_links(mirror, mapping.name)
+        with mirror.engine.connect() as conn:
+            self.conflicts = conn.execute(sa.select(ConflictRow).where(
+                ConflictRow.mapping == mapping.name, ConflictRow.state.in_(("open", "resolved")))).all()
+
+    def _issue(self, side: str, rid: str, kind: str, error: str) -> None:
+        self.issues.append(Issue(self.mapping.name, side, rid, kind, error))
+
+    def _key(self, op: str, side: str, left_id: str | None, right_id: str | None) -> str:
+        return f"{self.mapping.name}:{op}:{side}:{left_id or '-'}:{right_id or '-'}"
+
+    def run(self) -> None:
+        taken = {side: set() for side in SIDES}
+        for link in self.links:
+            taken["left"].add(link.left_id)
+            taken["right"].add(link.right_id)
+            if link.state == "active":
+                self._link(link)
+        self._unlinked(taken)
+
+    # -- existing links --------------------------------------------------------------------
+    def _link(self, link: Link) -> None:
+        recs = {side: self.records[side].get(link.id_of(side)) for side in SIDES}
+        if any(r is None for r in recs.values()):
+            return  # not in the mirror (not pulled yet): nothing is known
+        alive = {side: not recs[side].deleted for side in SIDES}
+        if all(alive.values()):
+            values = {side: self.canonical[side].get(link.id_of(side)) for side in SIDES}
+            if all(v is not None for v in values.values()):  # else: parked for translation
+                self._diff(link, values, recs)
+            return
+        self._deleted(link, alive)
+
+    def _deleted(self, link: Link, alive: dict[str, bool]) -> None:
+        m = self.mapping
+        if not any(alive.values()):
+            self.actions.append(Action(self._key("unlink", "both", link.left_id, link.right_id), m.name,
+                                       "unlink", "both", left_id=link.left_id, right_id=link.right_id,
+                                       link_id=link.id, state="deleted"))
+            return
+        survivor = "left" if alive["left"] else "right"
+        gone = other(survivor)
+        if m.on_delete == "ignore":
+            return
+        if m.on_delete == "propagate" and m.creates_on(survivor):
+            target = m.side(survivor)
+            self.actions.append(Action(
+                self._key("delete", survivor, link.left_id, link.right_id), m.name, "delete", survivor,
+                target.system, target.entity, remote_id=link.id_of(survivor), left_id=link.left_id,
+                right_id=link.right_id, link_id=link.id,
+                before=self.records[survivor][link.id_of(survivor)].data,
+                changes={"(record)": [f"{m.side(gone)} {link.id_of(gone)} was deleted", None]}))
+            return
+        self.actions.append(Action(self._key("unlink", "both", link.left_id, link.right_id), m.name,
+                                   "unlink", "both", left_id=link.left_id, right_id=link.right_id,
+                                   link_id=link.id, state="unlinked"))
+
+    def _diff(self, link: Link, values: dict[str, dict[str, Any]], recs: dict[str, SideRecord]) -> None:
+        """Three-way diff of one link; the writes, the shadow-only settlements and conflicts."""
+        writes: dict[str, dict[str, Any]] = {"left": {}, "right": {}}
+        settle: dict[str, Any] = {}
+        closes: list[int] = []
+        conflicts = {(c.link_id, c.field): c for c in self.conflicts if c.link_id == link.id}
+        times: dict[str, datetime] | None = None
+        for fm in self.mapping.synced_fields:
+            name = fm.name
+            left, right = values["left"].get(name), values["right"].get(name)
+            if isinstance(left, Pending) or isinstance(right, Pending):
+                continue
+            shadow = link.shadow.get(name, _MISSING)
+            open_conflict = conflicts.get((link.id, name))
+            if open_conflict is not None:
+                if open_conflict.state == "resolved":
+                    chosen = orjson.loads(open_conflict.value)
+                    for side, current in (("left", left), ("right", right)):
+                        if current != chosen and fm.flows_to(side):
+                            writes[side][name] = chosen
+                    if left == right == chosen:
+                        settle[name] = chosen
+                    closes.append(open_conflict.id)
+                elif left == right:
+                    settle[name] = left
+                    closes.append(open_conflict.id)
+                continue
+            if left == right:
+                if shadow is _MISSING or shadow != left:
+                    settle[name] = left
+                continue
+            if shadow is _MISSING and (left is None or right is None):
+                winner = "left" if left is not None else "right"  # no base: fill the empty side
+            else:
+                changed = {"left": shadow is _MISSING or left != shadow,
+                           "right": shadow is _MISSING or right != shadow}
+                if changed["left"] and not changed["right"]:
+                    winner = "left"
+                elif changed["right"] and not changed["left"]:
+                    winner = "right"
+                elif fm.direction != "both":
+                    winner = fm.direction.split("-")[0]
+                else:
+                    policy = fm.conflict
+                    if policy == "newest":
+                        if times is None:
+                            times = {s: self.tr.modified_at(s, recs[s].data) or recs[s].last_changed for s in SIDES}
+                        policy = "right" if times["right"] > times["left"] else "left"
+                    if policy == "manual":
+                        self.actions.append(Action(
+                            self._key("conflict", name, link.left_id, link.right_id), self.mapping.name,
+                            "conflict", "both", left_id=link.left_id, right_id=link.right_id, link_id=link.id,
+                            conflict={"field": name, "left": left, "right": right,
+                                      "shadow": None if shadow is _MISSING else shadow}))
+                        continue
+                    winner = policy
+            target = other(winner)
+            if fm.flows_to(target):
+                writes[target][name] = values[winner].get(name)
+        for side in SIDES:
+            if writes[side]:
+                self._update(link, side, writes[side], values[side], recs[side].data)
+        if settle or closes:
+            self.actions.append(Action(self._key("link", "both", link.left_id, link.right_id), self.mapping.name,
+                                       "link", "both", left_id=link.left_id, right_id=link.right_id,
+                                       link_id=link.id, settles=settle, closes=closes))
+
+    def _update(self, link: Link | None, side: str, new: dict[str, Any], current: dict[str, Any],
+                data: dict[str, Any], *, left_id: str | None = None, right_id: str | None = None) -> None:
+        target = self.mapping.side(side)
+        left_id = link.left_id if link else left_id
+        right_id = link.right_id if link else right_id
+        try:
+            payload = self.tr.to_raw(side, new, data)
+        except TranslationError as exc:
+            self._issue(side, left_id if side == "left" else right_id, "translation", str(exc))
+            return
+        self.actions.append(Action(
+            self._key("update", side, left_id, right_id), self.mapping.name, "update", side,
+            target.system, target.entity, remote_id=left_id if side == "left" else right_id,
+            left_id=left_id, right_id=right_id, link_id=link.id if link else None, values=payload,
+            before={k: data.get(k) for k in payload}, settles=dict(new),
+            changes={f: [current.get(f), v] for f, v in new.items()}))
+
+    # -- unlinked records: match, else create ------------------------------------------------
+    def _unlinked(self, taken: dict[str, set[str]]) -> None:
+        m = self.mapping
+        free = {side: [rid for rid in self.canonical[side] if rid not in taken[side]
+                       and (m.name, side, rid) not in self.doubtful] for side in SIDES}
+        skipped = sum(1 for side in SIDES for rid in self.canonical[side]
+                      if rid not in taken[side] and (m.name, side, rid) in self.doubtful)
+        if skipped:
+            self.notes.append(f"{m.name}: {skipped} record(s) wait for an unconfirmed create")
+        by_key: dict[str, dict[tuple, list[str]]] = {side: {} for side in SIDES}
+        for side in SIDES:
+            for rid, values in self.canonical[side].items():
+                key = self.tr.match_key(values)
+                if key is not None:
+                    by_key[side].setdefault(key, []).append(rid)
+        free_set = {side: set(free[side]) for side in SIDES}
+        for side in SIDES:
+            target = other(side)
+            for rid in free[side]:
+                values = self.canonical[side][rid]
+                key = self.tr.match_key(values)
+                candidates = by_key[target].get(key, []) if key is not None else []
+                peers = [r for r in by_key[side].get(key, []) if r in free_set[side]] if key is not None else [rid]
+                if not candidates:
+                    if m.creates_on(target):
+                        self._create(side, rid, values)
+                    continue
+                if len(candidates) == 1 and len(peers) == 1 and candidates[0] in free_set[target]:
+                    if side == "left":  # the pair is seen from both sides; plan it once
+                        self._match(rid, candidates[0])
+                    continue
+                described = ", ".join(
+                    f"{c}{' (linked)' if c not in free_set[target] else ''}" for c in sorted(candidates)[:5])
+                more = f" and {len(peers) - 1} more {m.side(side)} record(s) share it" if len(peers) > 1 else ""
+                self._issue(side, rid, "ambiguous",
+                            f"{', '.join(m.match_on)} {'/'.join(map(str, key))} matches {m.side(target)} "
+                            f"{described}{more}; nothing created. Link by hand or fix the duplicates")
+
+    def _match(self, left_id: str, right_id: str) -> None:
+        """A new pair: link it, and reconcile the fields on which the two disagree."""
+        link = Link(id=0, left_id=left_id, right_id=right_id, state="active", shadow={})
+        values = {"left": self.canonical["left"][left_id], "right": self.canonical["right"][right_id]}
+        recs = {"left": self.records["left"][left_id], "right": self.records["right"][right_id]}
+        before = len(self.actions)
+        self._diff(link, values, recs)
+        new = self.actions[before:]
+        del self.actions[before:]
+        settled = next((a.settles for a in new if a.op == "link"), {})
+        self.actions.append(Action(self._key("link", "both", left_id, right_id), self.mapping.name, "link",
+                                   "both", left_id=left_id, right_id=right_id, settles=settled))
+        for action in new:
+            if action.op != "link":
+                action.link_id = None
+                self.actions.append(action)
+
+    def _create(self, source: str, rid: str, values: dict[str, Any]) -> None:
+        m = self.mapping
+        target = other(source)
+        side_ref = m.side(target)
+        settles = {name: value for name, value in values.items()
+                   if m.fields[name].flows_to(target) and not isinstance(value, Pending)}
+        new = {name: value for name, value in settles.items() if value is not None}
+        try:
+            payload = {**self.tr.const_values(target), **self.tr.to_raw(target, new)}
+        except TranslationError as exc:
+            self._issue(source, rid, "translation", str(exc))
+            return
+        for fm in m.synced_fields:  # a template read from the new record: its value is known now
+            if fm.template is not None and fm.source == target:
+                settles[fm.name] = self.tr.render(fm, payload)
+        left_id, right_id = (rid, None) if source == "left" else (None, rid)
+        key = self.tr.match_key(values)
+        match = None
+        if key is not None:
+            criteria = self.tr.to_raw(target, {f: values[f] for f in m.match_on})
+            criteria = {k: (v[m.fields[f].paths[target].index or 0] if isinstance(v, list) else v)
+                        for (k, v), f in zip(criteria.items(), m.match_on)}
+            match = {"criteria": criteria, "key": list(key)}
+        self.actions.append(Action(
+            self._key("create", target, left_id, right_id), m.name, "create", target, side_ref.system,
+            side_ref.entity, left_id=left_id, right_id=right_id, values=payload, settles=settles, match=match,
+            changes={f: [None, v] for f, v in new.items()}))

@@ -1,0 +1,557 @@
+"""Push: carry out a plan through the connectors, crash-safely; undo a run; report what is stuck.
+
+Every write goes through the ``outbox``: all of a plan's writes are recorded (``pending``) before
+the first API call, each is marked ``sent`` just before its call and ``done`` after it, together
+with the returned record (written to the mirror through the normal writer, so the next pull of
+our own write is a no-op) and the link's new shadow. A crash leaves at most the in-flight writes
+``sent``; the next apply finds out whether each happened — a create by looking the record up on
+the target (``connector.search`` on the ``match_on`` values, else the mirror after a pull) — and
+never creates it twice. Updates are idempotent and deletes treat "already gone" as done.
+
+Writes to one system run on a small thread pool; the system's ``RequestBudget`` (``rate_limit``)
+paces them. A write the CRM refuses is ``failed``, its record *parked* with the error, and the
+next sync plans it again.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import orjson
+import sqlalchemy as sa
+
+from .config import Config
+from .connectors import Connector, EntitySchema, connect
+from .errors import ConnectorError, NotFound, UsageError
+from .mapping import Mapping, TranslationError, Translator, other, prepare
+from .mirror import EntityWriter, Mirror
+from .mirror.models import ConflictRow, LinkRow, OutboxRow, ParkedRow, RunRow, utcnow
+from .plan import Plan, fingerprint, ref_resolver
+
+log = logging.getLogger("syncengine.push")
+
+DEFAULT_WORKERS = 4
+O = OutboxRow.__table__
+L = LinkRow.__table__
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+@dataclass
+class ApplyResult:
+    run_id: int
+    plan_id: str
+    done: Counter = field(default_factory=Counter)      # ("vt:Contacts", "create") -> n
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    recovered: int = 0
+    skipped: int = 0
+    requests: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def writes(self) -> int:
+        return sum(self.done.values())
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        writes: dict[str, dict[str, int]] = {}
+        for (target, op), n in sorted(self.done.items()):
+            writes.setdefault(target, {})[op] = n
+        return {"run": self.run_id, "plan": self.plan_id, "writes": writes, "failed": self.failed,
+                "recovered": self.recovered, "skipped": self.skipped, "requests": self.requests,
+                "seconds": round(self.seconds, 3)}
+
+
+class Pusher:
+    """Connectors, writers and translators shared by the threads of one apply, recovery or undo."""
+
+    def __init__(self, config: Config, mirror: Mirror, prepared: list[tuple[Mapping, dict[str, EntitySchema]]],
+                 *, workers: int = DEFAULT_WORKERS):
+        self.config = config
+        self.mirror = mirror
+        self.workers = max(1, workers)
+        self.lock = threading.RLock()   # one bookkeeping transaction at a time
+        self.mappings: dict[str, Mapping] = {}
+        self.schemas: dict[str, dict[str, EntitySchema]] = {}
+        self.connectors: dict[str, Connector] = {}
+        self.writers: dict[tuple[str, str], EntityWriter] = {}
+        self.should_stop: Callable[[], bool] | None = None
+        for mapping, schemas in prepared:
+            self._add(mapping, schemas)
+
+    def _add(self, mapping: Mapping, schemas: dict[str, EntitySchema]) -> None:
+        self.mappings[mapping.name] = mapping
+        self.schemas[mapping.name] = schemas
+
+    def mapping(self, name: str) -> Mapping:
+        if name not in self.mappings:
+            for mapping, schemas in prepare(self.config, [name], self.mirror):
+                self._add(mapping, schemas)
+        return self.mappings[name]
+
+    def translator(self, name: str) -> Translator:
+        mapping = self.mapping(name)
+        return Translator(mapping, self.schemas[name], ref_resolver(self.mirror, mapping.refs))
+
+    def connector(self, system: str) -> Connector:
+        with self.lock:
+            if system not in self.connectors:
+                self.connectors[system] = connect(system, self.config.system(system))
+            return self.connectors[system]
+
+    def writer(self, mapping: str, side: str) -> EntityWriter:
+        ref = self.mapping(mapping).side(side)
+        with self.lock:
+            key = (ref.system, ref.entity)
+            if key not in self.writers:
+                self.writers[key] = self.mirror.writer(ref.system, self.schemas[mapping][side])
+            return self.writers[key]
+
+    def requests(self) -> dict[str, int]:
+        return {name: c.http.total_requests for name, c in self.connectors.items()}
+
+    def close(self) -> None:
+        for connector in self.connectors.values():
+            connector.close()
+
+    # -- one write -------------------------------------------------------------------------
+    def execute(self, row: dict[str, Any], result: ApplyResult) -> None:
+        """Mark SENT, call the API, record the outcome; a refusal parks the record."""
+        op, system, entity = row["op"], row["system"], row["entity"]
+        if self.should_stop is not None and self.should_stop():
+            result.skipped += 1  # left pending: the next run's plan supersedes it
+            return
+        if op == "create" and self._source_linked(row):
+            self._set_state(row["id"], "abandoned", error="its source was linked meanwhile")
+            result.skipped += 1
+            return
+        self._set_state(row["id"], "sent", attempts=row["attempts"] + 1)
+        connector = self.connector(system)
+        payload = orjson.loads(row["payload"])
+        try:
+            if op == "create":
+                record = connector.create(entity, payload)
+            elif op == "update":
+                record = connector.update(entity, row["remote_id"], payload)
+            else:
+                connector.delete(entity, row["remote_id"])
+                record = None
+        except ConnectorError as exc:
+            self.failed(row, exc, result)
+            return
+        self.done(row, record)
+        result.done[(f"{system}:{entity}", op)] += 1
+
+    def done(self, row: dict[str, Any], record: dict[str, Any] | None) -> None:
+        """The write happened: mirror the returned record, move the link's shadow, close the row."""
+        op, mapping, side = row["op"], row["mapping"], row["side"]
+        settles = orjson.loads(row["settles"])
+        writer = self.writer(mapping, side)
+        now = utcnow()
+        with self.lock:
+            if record is not None:
+                writer.apply([record])
+            elif op == "delete":
+                writer.apply([], [row["remote_id"]])
+            remote_id = str(record["id"]) if record is not None else row["remote_id"]
+            ids = {"left": row["left_id"], "right": row["right_id"]}
+            ids[side] = remote_id
+            shadow_before = None
+            with self.mirror.engine.begin() as conn:
+                link = _find_link(conn, mapping, ids["left"], ids["right"])
+                if op == "create" and link is None:
+                    conn.execute(sa.insert(L).values(mapping=mapping, left_id=ids["left"], right_id=ids["right"],
+                                                     state="active", shadow=_dumps(settles),
+                                                     created_at=now, updated_at=now))
+                elif link is not None:
+                    shadow_before = link.shadow
+                    values: dict[str, Any] = {"updated_at": now}
+                    if op == "delete":
+                        values["state"] = "deleted"
+                    else:
+                        values["shadow"] = _dumps({**orjson.loads(link.shadow), **settles})
+                    conn.execute(sa.update(L).where(L.c.id == link.id).values(**values))
+                conn.execute(sa.update(O).where(O.c.key == row["key"], O.c.state == "failed").values(
+                    state="retried", updated_at=now))
+                conn.execute(sa.update(O).where(O.c.id == row["id"]).values(
+                    state="done", remote_id=remote_id, left_id=ids["left"], right_id=ids["right"],
+                    shadow_before=shadow_before, error=None, updated_at=now))
+                conn.execute(sa.delete(ParkedRow).where(
+                    ParkedRow.mapping == mapping,
+                    sa.or_(sa.and_(ParkedRow.side == side, ParkedRow.remote_id == remote_id),
+                           sa.and_(ParkedRow.side == other(side), ParkedRow.remote_id == ids[other(side)]))))
+
+    def failed(self, row: dict[str, Any], exc: ConnectorError, result: ApplyResult) -> None:
+        what = f"{row['op']} of {row['system']}:{row['entity']} {row['remote_id'] or ''}".strip()
+        message = f"{what}: {exc}"
+        log.warning("%s", message)
+        self._set_state(row["id"], "failed", error=str(exc))
+        side = row["side"] if row["op"] != "create" else other(row["side"])
+        rid = row["remote_id"] if row["op"] != "create" else row[f"{side}_id"]
+        with self.lock, self.mirror.engine.begin() as conn:
+            park(conn, row["mapping"], side, rid, "write", message)
+        result.failed.append({"key": row["key"], "error": message})
+
+    def _set_state(self, row_id: int, state: str, **values: Any) -> None:
+        with self.lock, self.mirror.engine.begin() as conn:
+            conn.execute(sa.update(O).where(O.c.id == row_id).values(state=state, updated_at=utcnow(), **values))
+
+    def _source_linked(self, row: dict[str, Any]) -> bool:
+        source = other(row["side"])
+        column = L.c.left_id if source == "left" else L.c.right_id
+        with self.mirror.engine.connect() as conn:
+            return conn.execute(sa.select(L.c.id).where(L.c.mapping == row["mapping"],
+                                                        column == row[f"{source}_id"])).first() is not None
+
+    # -- recovery --------------------------------------------------------------------------
+    def recover(self, plan_id: str | None = None) -> int:
+        """Settle writes an interrupted run left ``sent``; returns how many turned out to be done.
+
+        A create that happened is adopted (linked, mirrored); one that did not is retried when it
+        belongs to PLAN_ID (a resumed plan) and abandoned otherwise (the next plan makes it again).
+        Pending rows of other plans are abandoned: a newer plan supersedes them.
+        """
+        with self.mirror.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(O).where(
+                O.c.state.in_(("sent", "pending")), O.c.plan_id != (plan_id or "")).order_by(O.c.id))]
+            if plan_id:
+                rows += [dict(r._mapping) for r in conn.execute(sa.select(O).where(
+                    O.c.state == "sent", O.c.plan_id == plan_id).order_by(O.c.id))]
+        adopted = 0
+        for row in rows:
+            mine = row["plan_id"] == plan_id
+            if row["state"] == "sent" and row["op"] == "create":
+                try:
+                    found = self.find_created(row)
+                except (ConnectorError, UsageError, TranslationError) as exc:
+                    log.warning("cannot check whether %s happened: %s", row["key"], exc)
+                    continue  # stays sent; checked again next time
+                if found is not None:
+                    self.done(row, found)
+                    adopted += 1
+                    continue
+            self._set_state(row["id"], "pending" if mine else "abandoned",
+                            error=None if mine else "superseded by a later plan")
+        return adopted
+
+    def find_created(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """The record a ``sent`` create made, if it exists: by match_on on the CRM, else in the mirror."""
+        mapping, side = row["mapping"], row["side"]
+        tr = self.translator(mapping)
+        ref = self.mapping(mapping).side(side)
+        match = orjson.loads(row["match"]) if row["match"] else None
+        settles = orjson.loads(row["settles"])
+        candidates: Iterable[dict[str, Any]] | None = None
+        if match:
+            try:
+                candidates = self.connector(ref.system).search(ref.entity, match["criteria"])
+            except ConnectorError as exc:
+                log.info("search on %s failed (%s); looking in the mirror", ref, exc)
+        if candidates is None:
+            candidates = self.mirror.records(ref.system, ref.entity).values()
+        column = L.c.left_id if side == "left" else L.c.right_id
+        with self.mirror.engine.connect() as conn:
+            linked = set(conn.execute(sa.select(column).where(L.c.mapping == mapping)).scalars())
+        for candidate in sorted(candidates, key=lambda r: str(r["id"])):
+            if str(candidate["id"]) in linked:
+                continue
+            canon = tr.canonical(side, candidate)
+            if match and list(tr.match_key(canon) or ()) == match["key"]:
+                return candidate
+            if not match and all(canon.get(f) == v for f, v in settles.items()):
+                return candidate
+        return None
+
+
+# -- apply ---------------------------------------------------------------------------------
+
+def apply_plan(config: Config, plan: Plan, *, mirror: Mirror | None = None, workers: int = DEFAULT_WORKERS,
+               job: str | None = None, check: bool = True,
+               prepared: list[tuple[Mapping, dict[str, EntitySchema]]] | None = None,
+               should_stop: Callable[[], bool] | None = None) -> ApplyResult:
+    """Carry out PLAN exactly. Refused if the mirror moved since it was made; a plan interrupted
+    half-way is resumed (its done writes are not repeated)."""
+    started = time.monotonic()
+    mirror = mirror or Mirror(config.mirror_url)
+    prepared = prepared if prepared is not None else prepare(config, plan.mappings, mirror)
+    with mirror.engine.connect() as conn:
+        resumed = conn.execute(sa.select(sa.func.count()).select_from(O).where(O.c.plan_id == plan.id)).scalar_one()
+    if check and not resumed:
+        current = fingerprint(mirror, [m for m, _ in prepared])
+        if current != plan.fingerprint:
+            raise UsageError(f"the mirror changed since plan {plan.id[:8]} was made (a pull or another sync "
+                             "ran); nothing was written. Make a new plan: syncengine plan --out FILE")
+    run_id = mirror.start_run("sync", " ".join(plan.mappings), job)
+    result = ApplyResult(run_id=run_id, plan_id=plan.id)
+    pusher = Pusher(config, mirror, prepared, workers=workers)
+    pusher.should_stop = should_stop
+    error: str | None = None
+    try:
+        _record_outbox(mirror, plan, run_id)
+        _apply_state_actions(mirror, plan)
+        result.recovered = pusher.recover(plan.id)
+        with mirror.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(O).where(
+                O.c.plan_id == plan.id, O.c.state == "pending").order_by(O.c.id))]
+        _run_concurrently(pusher, rows, result)
+        _park_issues(mirror, plan)
+    except BaseException as exc:
+        error = str(exc) or type(exc).__name__
+        raise
+    finally:
+        result.requests = pusher.requests()
+        pusher.close()
+        result.seconds = time.monotonic() - started
+        status = "failed" if error else ("ok" if result.ok else "warning")
+        mirror.finish_run(run_id, status, result.as_dict(), error)
+    return result
+
+
+def _record_outbox(mirror: Mirror, plan: Plan, run_id: int) -> None:
+    """Every write of the plan, ``pending``, in one transaction before the first call."""
+    now = utcnow()
+    with mirror.engine.begin() as conn:
+        known = set(conn.execute(sa.select(O.c.key).where(O.c.plan_id == plan.id)).scalars())
+        rows = [{"plan_id": plan.id, "key": a.key, "run_id": run_id, "mapping": a.mapping, "op": a.op,
+                 "side": a.side, "system": a.system, "entity": a.entity, "remote_id": a.remote_id,
+                 "left_id": a.left_id, "right_id": a.right_id, "payload": _dumps(a.values),
+                 "settles": _dumps(a.settles), "match": _dumps(a.match) if a.match else None,
+                 "before": _dumps(a.before), "shadow_before": None, "state": "pending", "attempts": 0,
+                 "error": None, "created_at": now, "updated_at": now}
+                for a in plan.writes() if a.key not in known]
+        if rows:
+            conn.execute(sa.insert(O), rows)
+        if known:  # a resumed plan: what is left belongs to this run
+            conn.execute(sa.update(O).where(O.c.plan_id == plan.id, O.c.state.in_(("pending", "sent")))
+                         .values(run_id=run_id))
+
+
+def _apply_state_actions(mirror: Mirror, plan: Plan) -> None:
+    """Links, unlinks and conflicts: mirror-only steps, in one transaction (idempotent on resume)."""
+    now = utcnow()
+    with mirror.engine.begin() as conn:
+        for a in plan.actions:
+            if a.calls_api:
+                continue
+            link = _find_link(conn, a.mapping, a.left_id, a.right_id)
+            if a.op == "link":
+                if link is None:
+                    conn.execute(sa.insert(L).values(mapping=a.mapping, left_id=a.left_id, right_id=a.right_id,
+                                                     state="active", shadow=_dumps(a.settles),
+                                                     created_at=now, updated_at=now))
+                elif a.settles:
+                    shadow = {**orjson.loads(link.shadow), **a.settles}
+                    conn.execute(sa.update(L).where(L.c.id == link.id).values(shadow=_dumps(shadow), updated_at=now))
+                if a.closes:
+                    conn.execute(sa.update(ConflictRow).where(ConflictRow.id.in_(a.closes),
+                                                              ConflictRow.state.in_(("open", "resolved")))
+                                 .values(state="applied", resolved_at=now))
+            elif a.op == "unlink" and link is not None:
+                conn.execute(sa.update(L).where(L.c.id == link.id).values(state=a.state, updated_at=now))
+            elif a.op == "conflict" and link is not None:
+                c = a.conflict or {}
+                exists = conn.execute(sa.select(ConflictRow.id).where(
+                    ConflictRow.mapping == a.mapping, ConflictRow.link_id == link.id,
+                    ConflictRow.field == c["field"], ConflictRow.state.in_(("open", "resolved")))).first()
+                if exists is None:
+                    conn.execute(sa.insert(ConflictRow).values(
+                        mapping=a.mapping, link_id=link.id, field=c["field"], left_value=_dumps(c["left"]),
+                        right_value=_dumps(c["right"]), shadow_value=_dumps(c["shadow"]), state="open",
+                        created_at=now))
+
+
+def _run_concurrently(pusher: Pusher, rows: list[dict[str, Any]], result: ApplyResult) -> None:
+    """One small pool per target system; the systems run side by side."""
+    by_system: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_system.setdefault(row["system"], []).append(row)
+    pools = {system: ThreadPoolExecutor(pusher.workers, thread_name_prefix=f"push-{system}")
+             for system in by_system}
+    try:
+        futures = [pools[row["system"]].submit(pusher.execute, row, result) for row in rows]
+        for future in futures:
+            future.result()
+    finally:
+        for pool in pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _park_issues(mirror: Mirror, plan: Plan) -> None:
+    """Parked = what this sync could not do: the plan's issues plus its refused writes."""
+    with mirror.engine.begin() as conn:
+        failed = {(r.mapping, r.side, r.remote_id) for r in conn.execute(
+            sa.select(ParkedRow.mapping, ParkedRow.side, ParkedRow.remote_id).where(
+                ParkedRow.mapping.in_(plan.mappings), ParkedRow.kind == "write",
+                ParkedRow.last_seen >= _plan_started(conn, plan)))}
+        keep = {(i.mapping, i.side, i.remote_id) for i in plan.issues} | failed
+        for row in conn.execute(sa.select(ParkedRow.id, ParkedRow.mapping, ParkedRow.side, ParkedRow.remote_id)
+                                .where(ParkedRow.mapping.in_(plan.mappings))).all():
+            if (row.mapping, row.side, row.remote_id) not in keep:
+                conn.execute(sa.delete(ParkedRow).where(ParkedRow.id == row.id))
+        for issue in plan.issues:
+            park(conn, issue.mapping, issue.side, issue.remote_id, issue.kind, issue.error)
+
+
+def _plan_started(conn: sa.Connection, plan: Plan) -> Any:
+    return conn.execute(sa.select(sa.func.min(O.c.created_at)).where(O.c.plan_id == plan.id)).scalar() or utcnow()
+
+
+def park(conn: sa.Connection, mapping: str, side: str, remote_id: str, kind: str, error: str) -> None:
+    now = utcnow()
+    updated = conn.execute(sa.update(ParkedRow).where(
+        ParkedRow.mapping == mapping, ParkedRow.side == side, ParkedRow.remote_id == remote_id).values(
+        kind=kind, error=error, attempts=ParkedRow.attempts + 1, last_seen=now)).rowcount
+    if not updated:
+        conn.execute(sa.insert(ParkedRow).values(mapping=mapping, side=side, remote_id=remote_id, kind=kind,
+                                                 error=error, attempts=1, first_seen=now, last_seen=now))
+
+
+def _find_link(conn: sa.Connection, mapping: str, left_id: str | None, right_id: str | None) -> Any:
+    if left_id is not None:
+        row = conn.execute(sa.select(L).where(L.c.mapping == mapping, L.c.left_id == left_id)).first()
+        if row is not None:
+            return row
+    if right_id is not None:
+        return conn.execute(sa.select(L).where(L.c.mapping == mapping, L.c.right_id == right_id)).first()
+    return None
+
+
+# -- undo ----------------------------------------------------------------------------------
+
+@dataclass
+class UndoResult:
+    run_id: int
+    restored: list[str] = field(default_factory=list)
+    not_restored: list[str] = field(default_factory=list)
+
+
+def undo(config: Config, run_id: int, *, mirror: Mirror | None = None) -> UndoResult:
+    """Put back what sync run RUN_ID wrote: updates get their previous values, creates are deleted;
+    deletes are reported (no CRM API we serve restores a deleted record)."""
+    mirror = mirror or Mirror(config.mirror_url)
+    with mirror.engine.connect() as conn:
+        run = conn.execute(sa.select(RunRow).where(RunRow.id == run_id)).first()
+        if run is None or run.kind != "sync":
+            raise UsageError(f"run {run_id} is not a sync run; `syncengine status` lists recent runs")
+        rows = [dict(r._mapping) for r in conn.execute(sa.select(O).where(
+            O.c.run_id == run_id, O.c.state == "done").order_by(O.c.id.desc()))]
+    result = UndoResult(run_id)
+    pusher = Pusher(config, mirror, [], workers=1)
+    undo_run = mirror.start_run("undo", f"run {run_id}")
+    try:
+        for row in rows:
+            what = f"{row['op']} of {row['system']}:{row['entity']} {row['remote_id']}"
+            try:
+                _undo_one(pusher, row)
+            except (ConnectorError, UsageError) as exc:
+                result.not_restored.append(f"{what}: {exc}")
+                continue
+            except _CannotUndo as exc:
+                result.not_restored.append(f"{what}: {exc}")
+                continue
+            result.restored.append(what)
+    finally:
+        pusher.close()
+        mirror.finish_run(undo_run, "ok" if not result.not_restored else "warning",
+                          {"restored": len(result.restored), "not_restored": result.not_restored})
+    return result
+
+
+class _CannotUndo(Exception):
+    pass
+
+
+def _undo_one(pusher: Pusher, row: dict[str, Any]) -> None:
+    connector = pusher.connector(row["system"])
+    writer = pusher.writer(row["mapping"], row["side"])
+    now = utcnow()
+    if row["op"] == "delete":
+        raise _CannotUndo("the record was deleted and the API cannot restore it; restore it in the CRM "
+                          "(vtiger: recycle bin), the next sync links it again")
+    if row["op"] == "create":
+        try:
+            connector.delete(row["entity"], row["remote_id"])
+        except NotFound:
+            pass
+        with pusher.lock:
+            writer.apply([], [row["remote_id"]])
+            with pusher.mirror.engine.begin() as conn:
+                conn.execute(sa.delete(L).where(L.c.mapping == row["mapping"], L.c.left_id == row["left_id"],
+                                                L.c.right_id == row["right_id"]))
+                conn.execute(sa.update(O).where(O.c.id == row["id"]).values(state="undone", updated_at=now))
+        return
+    before = orjson.loads(row["before"] or "{}")
+    record = connector.update(row["entity"], row["remote_id"], before)
+    with pusher.lock:
+        writer.apply([record])
+        with pusher.mirror.engine.begin() as conn:
+            link = _find_link(conn, row["mapping"], row["left_id"], row["right_id"])
+            if link is not None and row["shadow_before"] is not None:
+                shadow = orjson.loads(link.shadow)
+                previous = orjson.loads(row["shadow_before"])
+                for name in orjson.loads(row["settles"]):
+                    if name in previous:
+                        shadow[name] = previous[name]
+                    else:
+                        shadow.pop(name, None)
+                conn.execute(sa.update(L).where(L.c.id == link.id).values(shadow=_dumps(shadow), updated_at=now))
+            conn.execute(sa.update(O).where(O.c.id == row["id"]).values(state="undone", updated_at=now))
+
+
+# -- conflicts and status ----------------------------------------------------------------------
+
+def conflicts(mirror: Mirror, *, all_states: bool = False) -> list[dict[str, Any]]:
+    stmt = sa.select(ConflictRow, LinkRow.left_id, LinkRow.right_id).join(
+        LinkRow, LinkRow.id == ConflictRow.link_id, isouter=True).order_by(ConflictRow.id)
+    if not all_states:
+        stmt = stmt.where(ConflictRow.state.in_(("open", "resolved")))
+    with mirror.engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return [{"id": c.id, "mapping": c.mapping, "link": c.link_id, "left_id": left, "right_id": right,
+             "field": c.field, "left": orjson.loads(c.left_value), "right": orjson.loads(c.right_value),
+             "shadow": orjson.loads(c.shadow_value) if c.shadow_value else None, "state": c.state,
+             "value": orjson.loads(c.value) if c.value else None, "created_at": c.created_at}
+            for c, left, right in rows]
+
+
+def resolve_conflict(mirror: Mirror, conflict_id: int, *, take: str | None = None, value: Any = None) -> dict[str, Any]:
+    """Settle one conflict: the value of a side (``take``) or a given VALUE; the next sync writes it."""
+    with mirror.engine.begin() as conn:
+        row = conn.execute(sa.select(ConflictRow).where(ConflictRow.id == conflict_id)).first()
+        if row is None:
+            raise UsageError(f"no conflict {conflict_id}; `syncengine conflicts` lists the open ones")
+        if row.state not in ("open", "resolved"):
+            raise UsageError(f"conflict {conflict_id} is already {row.state}")
+        if take is not None:
+            value = orjson.loads(row.left_value if take == "left" else row.right_value)
+        conn.execute(sa.update(ConflictRow).where(ConflictRow.id == conflict_id).values(
+            state="resolved", value=_dumps(value), resolved_at=utcnow()))
+    return {"id": conflict_id, "field": row.field, "value": value}
+
+
+def summary(mirror: Mirror, *, limit: int = 20) -> dict[str, Any]:
+    """Counts for ``syncengine status``: parked records, open conflicts, unconfirmed writes."""
+    with mirror.engine.connect() as conn:
+        parked = conn.execute(sa.select(ParkedRow).order_by(ParkedRow.last_seen.desc()).limit(limit)).all()
+        n_parked = conn.execute(sa.select(sa.func.count()).select_from(ParkedRow)).scalar_one()
+        n_conflicts = conn.execute(sa.select(sa.func.count()).select_from(ConflictRow).where(
+            ConflictRow.state == "open")).scalar_one()
+        n_sent = conn.execute(sa.select(sa.func.count()).select_from(O).where(O.c.state == "sent")).scalar_one()
+    return {"parked": n_parked, "conflicts": n_conflicts, "unconfirmed_writes": n_sent,
+            "parked_records": [{"mapping": p.mapping, "side": p.side, "remote_id": p.remote_id, "kind": p.kind,
+                                "error": p.error, "attempts": p.attempts, "since": p.first_seen}
+                               for p in parked]}
+
+
+__all__ = ["ApplyResult", "Pusher", "UndoResult", "apply_plan", "conflicts", "park",
+           "resolve_conflict", "summary", "undo"]

@@ -1,0 +1,100 @@
+"""A vtiger and an Alfa CRM emulator over HTTP, a sync.toml naming them ``vt`` and ``alfa``, and
+the ``contacts`` mapping; helpers that stage records the way a CRM user would."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncengine.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+VT_KEY = "vt-sync-key"
+ALFA_KEY = "alfa-sync-key"
+
+
+@pytest.fixture(autouse=True)
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VT_ACCESS_KEY", VT_KEY)
+    monkeypatch.setenv("ALFA_API_KEY", ALFA_KEY)
+
+
+class Pair:
+    """Both emulators, the config and staging helpers."""
+
+    def __init__(self, vt: Any, alfa: Any, config_path: Path):
+        self.vt_server, self.alfa_server = vt, alfa
+        self.vt, self.alfa = vt.app, alfa.app
+        self.config_path = config_path
+
+    @property
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    def mapping_file(self, name: str = "contacts") -> Path:
+        return self.config_path.parent / "mappings" / f"{name}.toml"
+
+    # -- staging, as a CRM user would --------------------------------------------------------
+    def vt_add(self, **values: Any) -> str:
+        return self.vt.control_write("Contacts", values)
+
+    def vt_edit(self, rid: str, **values: Any) -> None:
+        self.vt.control_edit(rid, values)
+
+    def alfa_add(self, **values: Any) -> str:
+        with self.alfa.lock:
+            return str(self.alfa.insert("customer", {"branch_ids": [1], "is_study": 1, "legal_type": 1,
+                                                     **values})["id"])
+
+    def alfa_edit(self, rid: str, **values: Any) -> None:
+        with self.alfa.lock:
+            self.alfa.change("customer", int(rid), values)
+
+    def vt_contacts(self) -> dict[str, dict[str, Any]]:
+        return self.vt.live_records("Contacts")
+
+    def alfa_customers(self) -> dict[str, dict[str, Any]]:
+        return self.alfa.live_records("customer")
+
+    def requests(self) -> int:
+        return self.vt_server.stats_json()["total"] + self.alfa_server.stats_json()["total"]
+
+    def write_requests(self) -> int:
+        vt = self.vt_server.stats_json()["requests"]
+        alfa = self.alfa_server.stats_json()["requests"]
+        return (sum(vt.get(op, 0) for op in ("create", "revise", "update", "delete"))
+                + sum(n for op, n in alfa.items() if op.rsplit("/", 1)[-1] in ("create", "update", "delete")))
+
+
+def empty_alfa(app: Any) -> None:
+    """No customers: the emulator cannot seed zero, so the one it seeds is removed."""
+    with app.lock:
+        for rid in list(app.tables["customer"]):
+            app.remove("customer", rid)
+
+
+def write_pair_config(write_config: Any, mirror_url: str, vt: Any, alfa: Any, *, mapping: str | None = None,
+                      **settings: Any) -> Path:
+    path = write_config(mirror_url, {
+        "vt": {"kind": "vtiger", "url": vt.url, "username": "admin", "access_key": "${VT_ACCESS_KEY}",
+               "entities": ["Contacts"], **settings},
+        "alfa": {"kind": "alfacrm", "url": alfa.url, "email": "admin@example.com", "api_key": "${ALFA_API_KEY}",
+                 "entities": ["customer"], "use_log": False, **settings},
+    }, jobs=[{"name": "contacts-job", "every": "15m", "mappings": ["contacts"]}])
+    folder = path.parent / "mappings"
+    folder.mkdir(exist_ok=True)
+    if mapping is None:
+        shutil.copy(ROOT / "mappings" / "contacts.toml", folder / "contacts.toml")
+    else:
+        (folder / "contacts.toml").write_text(mapping, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def pair(emulator: Any, write_config: Any, sqlite_url: str) -> Pair:
+    vt = emulator("vtiger", records=0, access_key=VT_KEY)
+    alfa = emulator("alfacrm", records=1, api_key=ALFA_KEY)  # records=0 fails to seed
+    empty_alfa(alfa.app)
+    return Pair(vt, alfa, write_pair_config(write_config, sqlite_url, vt, alfa))
