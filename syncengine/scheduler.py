@@ -263,7 +263,7 @@ class Daemon:
                 self._pull(job, outcome)
             if job.mappings and not self.stopping.is_set():
                 self._sync(job, outcome)
-            if self.stopping.is_set() and outcome.status in ("ok", "warning"):
+            if self.stopping.is_set() and outcome.status == "ok":
                 outcome.status = "stopped"
         except Exception as exc:  # one failed run must not end the daemon
             outcome.status, outcome.error = "failed", str(exc) or type(exc).__name__
@@ -290,8 +290,9 @@ class Daemon:
                 self.metrics.inc("syncengine_records_pulled_total", count, system=e.system,
                                  entity=e.entity, change=change)
         self._count_http(result.requests, getattr(result, "errors", {}))
-        if not result.ok:
-            outcome.status = "warning"
+        if not result.ok:  # an entity that could not be read fails the run; a refused sweep warns
+            failed = any(e.status == "failed" for e in result.entities)
+            outcome.status = "failed" if failed else "warning"
             outcome.error = "; ".join(f"{e.system}:{e.entity}: {e.message}" for e in result.entities
                                       if e.status != "ok")
 
