@@ -175,7 +175,7 @@ class SalesManConnector(Connector):
         if response.status_code == 404:
             raise Unsupported(f"{self.base}/developer/v2/{method} answered HTTP 404: check that url is the "
                               "CRM's address (the API lives under /developer/v2/)", system=self.name)
-        if response.status_code < 500 and not response.content.lstrip()[:1] in (b"{", b"["):
+        if response.status_code < 500 and response.content.lstrip()[:1] not in (b"{", b"["):
             message = php_error_message(response.text)
             if any(hint in message for hint in _TRANSIENT_PHP):
                 raise TransientError(f"{op}: {message}", system=self.name)
