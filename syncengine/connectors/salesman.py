@@ -154,6 +154,8 @@ class SalesManConnector(Connector):
         "timezone": Setting(str, default="Europe/Moscow", help="the account time zone of the CRM's dates"),
     }
     default_entities = ("client", "person", "deal", "task")
+    # owner changes, deal stage changes and closes, requisites-only edits leave the change date alone
+    sweep_reads_records = True
 
     def __init__(self, name: str, config: dict[str, Any], http: Any):
         super().__init__(name, config, http)
