@@ -25,6 +25,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from . import vtiger_layouts as layouts
 from . import vtiger_vtql as vtql
 from .base import EmulatorApp, Request, Response
@@ -102,6 +104,8 @@ AUTO_NUMBER = {  # module -> (field, v84 prefix, SalesPlatform prefix)
 }
 MAX_LENGTH = {"lastname": 80, "firstname": 40, "accountname": 100, "company": 100}
 NUMBER_TYPES = {"integer", "double", "currency"}
+PLAIN, DATE, OWNER, USERS, REFERENCE = range(5)  # how _present renders a field
+KINDS = {"date": DATE, "owner": OWNER, "reference": REFERENCE}
 
 
 class WsError(Exception):
@@ -328,31 +332,33 @@ class VtigerApp(EmulatorApp):
     def _present(self, mod: Module, rows: list[dict[str, Any]], fields: list[str], *, as_row: bool,
                  label: bool = False) -> list[dict[str, Any]]:
         """Rows as the API emits them: query/sync rows (as_row) or retrieve/create records."""
-        refs = {int(r[f]) for r in rows for f in fields
-                if f in mod.refers and mod.refers[f] != ["Users"] and r.get(f) and str(r[f]).isdigit()}
+        plan = [(f, PLAIN if mod.types[f] not in KINDS else KINDS[mod.types[f]]) for f in fields]
+        plan = [(f, USERS if kind == REFERENCE and mod.refers[f] == ["Users"] else kind) for f, kind in plan]
+        refs = {int(v) for r in rows for f, kind in plan if kind == REFERENCE
+                for v in (r.get(f),) if v and str(v).isdigit()}
         live = self._live_targets(refs)
         empty_ref = None if self.nulls else ""
         empty_date = None if (self.nulls and as_row) else ""
+        users_prefix = f"{self.prefixes['Users']}x"
+        prefix = f"{mod.prefix}x"
         out = []
         for r in rows:
             rec: dict[str, Any] = {}
-            for f in fields:
-                t = mod.types[f]
-                v = r.get(f)
-                if t == "reference":
-                    if mod.refers[f] == ["Users"]:
-                        rec[f] = f"{self.prefixes['Users']}x{v}" if v else ""
-                    elif v and str(v).isdigit() and int(v) in live:
-                        rec[f] = f"{self.prefixes[live[int(v)]]}x{v}"
-                    else:
-                        rec[f] = empty_ref
-                elif t == "owner":
-                    rec[f] = self._owner_out(v)
-                elif t == "date":
-                    rec[f] = v if v else empty_date
-                else:
+            for f, kind in plan:
+                v = r[f]
+                if kind == PLAIN:
                     rec[f] = "" if v is None else v
-            rec["id"] = f"{mod.prefix}x{r['crmid']}"
+                elif kind == DATE:
+                    rec[f] = v if v else empty_date
+                elif kind == OWNER:
+                    rec[f] = self._owner_out(v)
+                elif kind == USERS:
+                    rec[f] = users_prefix + v if v else ""
+                elif v and str(v).isdigit() and int(v) in live:
+                    rec[f] = f"{self.prefixes[live[int(v)]]}x{v}"
+                else:
+                    rec[f] = empty_ref
+            rec["id"] = prefix + str(r["crmid"])
             if label:
                 rec["label"] = r.get("label") or ""
             out.append(rec)
@@ -534,7 +540,10 @@ class VtigerApp(EmulatorApp):
                 f"# export {env}={user.access_key}\n")
 
     def _json(self, value: Any) -> Response:
-        return Response.json(value, ensure_ascii=self.dialect.escape, escape_slashes=self.dialect.escape)
+        """PHP's json_encode: raw UTF-8 (8.4) or \\uXXXX and \\/ (PHP defaults, SalesPlatform)."""
+        if self.dialect.escape:
+            return Response.json(value, ensure_ascii=True, escape_slashes=True)
+        return Response(200, orjson.dumps(value), "application/json")
 
     def _error(self, code: str | int, message: str) -> Response:
         code_key, message_key = self.dialect.error_keys
@@ -676,8 +685,8 @@ class VtigerApp(EmulatorApp):
             return None
 
     def _op_create(self, request: Request, param: Callable, user: User, _sn: Any) -> Any:
-        element = self._element(param("element"))
         mod = self._entity_module(param("elementType"))
+        element = self._element(param("element"))
         element = element if isinstance(element, dict) else {}
         self._check_references(mod, element)
         self._check_mandatory(mod, element, present_only=False)
@@ -828,7 +837,7 @@ class VtigerApp(EmulatorApp):
         values = [self._value(mod, cond.column, v) for v in cond.values]
         if t in NUMBER_TYPES:
             col = f"CAST({col} AS REAL)"
-        collate = " COLLATE NOCASE" if t not in ("id", "datetime", "date") | NUMBER_TYPES else ""
+        collate = " COLLATE NOCASE" if t not in {"id", "datetime", "date"} | NUMBER_TYPES else ""
         if cond.op == "IN":
             return f"{col}{collate} IN ({', '.join('?' * len(values))})", values
         if cond.op == "LIKE":
