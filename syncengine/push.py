@@ -511,17 +511,17 @@ def _undo_one(pusher: Pusher, row: dict[str, Any]) -> None:
 # -- conflicts and status ----------------------------------------------------------------------
 
 def conflicts(mirror: Mirror, *, all_states: bool = False) -> list[dict[str, Any]]:
-    stmt = sa.select(ConflictRow, LinkRow.left_id, LinkRow.right_id).join(
-        LinkRow, LinkRow.id == ConflictRow.link_id, isouter=True).order_by(ConflictRow.id)
+    c = ConflictRow.__table__
+    stmt = sa.select(c, L.c.left_id, L.c.right_id).join(L, L.c.id == c.c.link_id, isouter=True).order_by(c.c.id)
     if not all_states:
-        stmt = stmt.where(ConflictRow.state.in_(("open", "resolved")))
+        stmt = stmt.where(c.c.state.in_(("open", "resolved")))
     with mirror.engine.connect() as conn:
         rows = conn.execute(stmt).all()
-    return [{"id": c.id, "mapping": c.mapping, "link": c.link_id, "left_id": left, "right_id": right,
-             "field": c.field, "left": orjson.loads(c.left_value), "right": orjson.loads(c.right_value),
-             "shadow": orjson.loads(c.shadow_value) if c.shadow_value else None, "state": c.state,
-             "value": orjson.loads(c.value) if c.value else None, "created_at": c.created_at}
-            for c, left, right in rows]
+    return [{"id": r.id, "mapping": r.mapping, "link": r.link_id, "left_id": r.left_id, "right_id": r.right_id,
+             "field": r.field, "left": orjson.loads(r.left_value), "right": orjson.loads(r.right_value),
+             "shadow": orjson.loads(r.shadow_value) if r.shadow_value else None, "state": r.state,
+             "value": orjson.loads(r.value) if r.value else None, "created_at": r.created_at}
+            for r in rows]
 
 
 def resolve_conflict(mirror: Mirror, conflict_id: int, *, take: str | None = None, value: Any = None) -> dict[str, Any]:

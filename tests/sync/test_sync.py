@@ -1,0 +1,220 @@
+"""vtiger Contacts ↔ Alfa CRM customers over HTTP: matching, merging, policies, conflicts, echo,
+plan = apply, undo, parked records."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from syncengine.cli import main
+from syncengine.mapping import normalize
+from syncengine.mirror import Mirror
+from syncengine.mirror.models import LinkRow, OutboxRow
+from syncengine.plan import Plan
+from syncengine.push import conflicts, resolve_conflict, summary
+from syncengine.pull import pull
+from syncengine.sync import run_sync
+
+
+def emails(records: dict, key: str) -> list[str]:
+    out = []
+    for r in records.values():
+        value = r.get(key)
+        value = value[0] if isinstance(value, list) and value else value
+        if value:
+            out.append(normalize("email", value))
+    return out
+
+
+def cli(pair, *args: str):
+    return CliRunner().invoke(main, ["--config", str(pair.config_path), *args], catch_exceptions=False)
+
+
+def test_initial_sync_of_5000_links_4000_existing_pairs_and_creates_1000(pair):
+    for i in range(4500):  # 0..3999 on both sides, spelled differently; 4000..4499 vtiger only
+        pair.vt_add(lastname=f"Петров{i}", firstname="Пётр", email=f" Client{i}@Mail.RU",
+                    phone=f"8 (916) {i:03d}-{i % 100:02d}-00" if i < 1000 else "")
+    for i in list(range(4000)) + list(range(5000, 5500)):  # 5000..5499 Alfa only
+        pair.alfa_add(name=f"Петров{i}", email=[f"client{i}@mail.ru "], legal_name=f"Пётр Петров{i}",
+                      phone=[f"+7 916 {i:03d}{i % 100:02d}00"] if i < 1000 else [])
+    result = run_sync(pair.config, ["contacts"])
+    assert result.ok, result.apply.failed
+    assert dict(result.apply.done) == {("alfa:customer", "create"): 500, ("vt:Contacts", "create"): 500}
+    vt, alfa = pair.vt_contacts(), pair.alfa_customers()
+    assert len(vt) == len(alfa) == 5000
+    assert len(set(emails(vt, "email"))) == len(set(emails(alfa, "email"))) == 5000
+    mirror = Mirror(pair.config.mirror_url)
+    with mirror.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(LinkRow)).scalar_one() == 5000
+
+    writes = pair.write_requests()
+    again = run_sync(pair.config, ["contacts"])
+    assert again.plan.empty and again.apply.writes == 0
+    assert pair.write_requests() == writes
+
+
+MAPPING = """
+left = "vt:Contacts"
+right = "alfa:customer"
+match_on = ["email"]
+conflict = "newest"
+on_delete = "propagate"
+
+[fields]
+name  = { left = "lastname", right = "name", conflict = "left" }
+email = { left = "email", right = "email[0]", normalize = "email" }
+phone = { left = "phone", right = "phone[0]", normalize = "phone", conflict = "right" }
+title = { left = "title", right = "legal_name" }
+note  = { left = "description", right = "note", conflict = "manual" }
+"""
+
+
+@pytest.fixture
+def small(emulator, write_config, sqlite_url):
+    from conftest import ALFA_KEY, VT_KEY, Pair, empty_alfa, write_pair_config
+
+    vt = emulator("vtiger", records=0, access_key=VT_KEY)
+    alfa = emulator("alfacrm", records=1, api_key=ALFA_KEY)
+    empty_alfa(alfa.app)
+    pair = Pair(vt, alfa, write_pair_config(write_config, sqlite_url, vt, alfa, mapping=MAPPING))
+    ids = [pair.vt_add(lastname=f"Сидоров{i}", email=f"s{i}@example.com", phone=f"8916000000{i}",
+                       title="Инженер", description="") for i in range(5)]
+    assert run_sync(pair.config).apply.writes == 5
+    pair.ids = {v: next(k for k, c in pair.alfa_customers().items() if c["email"] == [f"s{i}@example.com"])
+                for i, v in enumerate(ids)}
+    return pair
+
+
+def test_edits_merge_field_by_field_and_policies_decide_the_rest(small):
+    a, b, c, d = list(small.ids)[:4]
+    small.vt_edit(a, phone="+7 916 111-11-11")                  # different fields: merged
+    small.alfa_edit(small.ids[a], name="Сидорова")
+    small.vt_edit(b, lastname="Левый")                           # same field, conflict = left
+    small.alfa_edit(small.ids[b], name="Правый")
+    small.vt_edit(c, phone="89162222222")                        # same field, conflict = right
+    small.alfa_edit(small.ids[c], phone=["+79163333333"])
+    small.vt_edit(d, description="из vtiger")                   # same field, manual
+    small.alfa_edit(small.ids[d], note="из Альфы")
+    result = run_sync(small.config)
+    assert result.ok
+    vt, alfa = small.vt_contacts(), small.alfa_customers()
+    assert (vt[a]["phone"], vt[a]["lastname"]) == ("+7 916 111-11-11", "Сидорова")
+    assert (alfa[small.ids[a]]["phone"], alfa[small.ids[a]]["name"]) == (["+79161111111"], "Сидорова")
+    assert vt[b]["lastname"] == alfa[small.ids[b]]["name"] == "Левый"
+    assert vt[c]["phone"] == "+79163333333" and alfa[small.ids[c]]["phone"] == ["+79163333333"]
+    assert (vt[d]["description"], alfa[small.ids[d]]["note"]) == ("из vtiger", "из Альфы")  # untouched
+
+    mirror = Mirror(small.config.mirror_url)
+    [conflict] = conflicts(mirror)
+    assert (conflict["field"], conflict["left"], conflict["right"]) == ("note", "из vtiger", "из Альфы")
+    assert run_sync(small.config).apply.writes == 0  # an open conflict is not re-raised or written
+    out = cli(small, "conflicts")
+    assert out.exit_code == 0 and "из Альфы" in out.output
+    out = cli(small, "conflicts", "resolve", str(conflict["id"]), "--take", "value=решено")
+    assert out.exit_code == 0, out.output
+    assert run_sync(small.config).apply.writes == 2
+    assert small.vt_contacts()[d]["description"] == small.alfa_customers()[small.ids[d]]["note"] == "решено"
+    assert conflicts(mirror) == [] and run_sync(small.config).apply.writes == 0
+
+
+def test_newest_edit_wins_by_modified_time(small):
+    a = list(small.ids)[0]
+    small.alfa_edit(small.ids[a], legal_name="Директор")
+    small.vt.control_write("Contacts", {"id": a, "title": "Старший инженер"}, modifiedtime=1_000_000_000)
+    result = run_sync(small.config, full=True)  # an edit stamped in the past needs a full read
+    assert result.ok
+    assert small.vt_contacts()[a]["title"] == small.alfa_customers()[small.ids[a]]["legal_name"] == "Директор"
+
+
+def test_plan_is_what_apply_does_and_undo_restores(small, tmp_path):
+    a, b = list(small.ids)[:2]
+    small.vt_edit(a, lastname="Новиков")
+    small.alfa_edit(small.ids[b], phone=["+7 (999) 000-00-01"])
+    small.vt_add(lastname="Новый", email="new@example.com")
+    before_vt, before_alfa = small.vt_contacts(), small.alfa_customers()
+    pull(small.config)
+    plan_file = tmp_path / "sync.plan"
+    out = cli(small, "plan", "contacts", "--out", str(plan_file))
+    assert out.exit_code == 0, out.output
+    assert "~ update alfa:customer" in out.output and '"Сидоров0" → "Новиков"' in out.output
+    assert "+ create alfa:customer from vt:Contacts" in out.output
+    plan = Plan.from_json(plan_file.read_bytes())
+    assert small.write_requests() == small.write_requests()  # plan wrote nothing
+    out = cli(small, "apply", str(plan_file), "--json")
+    assert out.exit_code == 0, out.output
+    run_id = json.loads(out.output)["run"]
+
+    mirror = Mirror(small.config.mirror_url)
+    with mirror.engine.connect() as conn:
+        done = conn.execute(sa.select(OutboxRow).where(OutboxRow.run_id == run_id)).all()
+    assert sorted((r.key, r.op, r.system, orjson.loads(r.payload), r.state) for r in done) == \
+        sorted((w.key, w.op, w.system, w.values, "done") for w in plan.writes())
+    vt, alfa = small.vt_contacts(), small.alfa_customers()
+    assert vt[a]["lastname"] == alfa[small.ids[a]]["name"] == "Новиков"
+    assert vt[b]["phone"] == "+79990000001"
+
+    out = cli(small, "undo", str(run_id))
+    assert out.exit_code == 0, out.output
+    assert small.vt_contacts()[b]["phone"] == before_vt[b]["phone"]
+    assert small.alfa_customers()[small.ids[a]]["name"] == before_alfa[small.ids[a]]["name"]
+    assert len(small.alfa_customers()) == len(before_alfa)
+
+
+def test_apply_refuses_a_plan_the_mirror_has_moved_past(small, tmp_path):
+    plan_file = tmp_path / "p.plan"
+    small.vt_edit(list(small.ids)[0], lastname="Первый")
+    assert cli(small, "plan", "--pull", "--out", str(plan_file)).exit_code == 0
+    small.vt_edit(list(small.ids)[1], lastname="Второй")
+    pull(small.config)
+    out = cli(small, "apply", str(plan_file))
+    assert out.exit_code == 2 and "mirror changed since plan" in out.output
+
+
+def test_refused_writes_and_ambiguous_matches_are_parked_not_fatal(small):
+    bad = small.vt_add(lastname="Плохой", email="нет-собачки")      # Alfa refuses an e-mail without @
+    small.alfa_add(name="Дубль1", email=["twin@example.com"])
+    small.alfa_add(name="Дубль2", email=["Twin@example.com"])
+    twin = small.vt_add(lastname="Близнец", email="twin@example.com")
+    good = small.vt_add(lastname="Хороший", email="good@example.com")
+    result = run_sync(small.config)
+    assert not result.ok and len(result.apply.failed) == 1
+    assert any(c["email"] == ["good@example.com"] for c in small.alfa_customers().values())
+    info = summary(Mirror(small.config.mirror_url))
+    parked = {(p["remote_id"], p["kind"]) for p in info["parked_records"]}
+    assert (bad, "write") in parked and (twin, "ambiguous") in parked
+    assert good not in {p[0] for p in parked}
+    again = run_sync(small.config)  # retried, still refused; attempts counted
+    assert len(again.apply.failed) == 1
+    assert next(p for p in summary(Mirror(small.config.mirror_url))["parked_records"]
+                if p["remote_id"] == bad)["attempts"] == 2
+    small.vt_edit(bad, email="fixed@example.com")
+    assert run_sync(small.config).ok
+    assert bad not in {p["remote_id"] for p in summary(Mirror(small.config.mirror_url))["parked_records"]}
+
+
+def test_a_delete_propagates(small):
+    a = list(small.ids)[0]
+    small.vt.control_delete(a)
+    result = run_sync(small.config)
+    assert result.apply.done[("alfa:customer", "delete")] == 1
+    assert small.ids[a] not in small.alfa_customers()
+    assert run_sync(small.config).apply.writes == 0
+
+
+def test_resolve_by_taking_a_side(small):
+    d = list(small.ids)[3]
+    small.vt_edit(d, description="A")
+    small.alfa_edit(small.ids[d], note="B")
+    run_sync(small.config)
+    [conflict] = conflicts(Mirror(small.config.mirror_url))
+    resolve_conflict(Mirror(small.config.mirror_url), conflict["id"], take="right")
+    assert run_sync(small.config).apply.writes == 1
+    assert small.vt_contacts()[d]["description"] == "B"
+
+
+def test_the_example_mapping_is_documented(pair):
+    assert Path(pair.mapping_file()).read_text(encoding="utf-8").startswith("# vtiger Contacts")
