@@ -21,7 +21,7 @@ import re
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
@@ -706,19 +706,18 @@ class VtigerApp(EmulatorApp):
         return self._resolve(ws_id)
 
     def _op_update(self, request: Request, param: Callable, user: User, _sn: Any) -> Any:
-        element = self._element(param("element"))
-        mod, crmid = self._element_target(element)
-        self._check_references(mod, element)
-        self._check_mandatory(mod, element, present_only=False)
-        self._save(mod, element, user.id, crmid=crmid, keep_empty_refs=True)
-        return self._record(mod, crmid)
+        return self._overlay(param("element"), user, revise=False)
 
     def _op_revise(self, request: Request, param: Callable, user: User, _sn: Any) -> Any:
-        element = self._element(param("element"))
+        return self._overlay(param("element"), user, revise=True)
+
+    def _overlay(self, raw: str | None, user: User, *, revise: bool) -> dict[str, Any]:
+        """update (every mandatory field, "" keeps a reference) or revise (only what is sent, "" clears)."""
+        element = self._element(raw)
         mod, crmid = self._element_target(element)
         self._check_references(mod, element)
-        self._check_mandatory(mod, element, present_only=True)
-        self._save(mod, element, user.id, crmid=crmid, decode=True)
+        self._check_mandatory(mod, element, present_only=revise)
+        self._save(mod, element, user.id, crmid=crmid, keep_empty_refs=not revise, decode=revise)
         return self._record(mod, crmid)
 
     def _op_delete(self, request: Request, param: Callable, user: User, _sn: Any) -> Any:

@@ -116,7 +116,8 @@ def test_login_result_per_dialect_and_idle_expiry(emulator):
     client = login(sp, key="secret")
     anon = Client(sp.url)
     token = anon.ok(anon.get("getchallenge", username="admin"))["token"]
-    short = anon.ok(anon.post("login", username="admin", accessKey=hashlib.md5((token + "secret").encode()).hexdigest()))
+    digest = hashlib.md5((token + "secret").encode()).hexdigest()
+    short = anon.ok(anon.post("login", username="admin", accessKey=digest))
     assert list(short) == ["sessionName", "userId", "version", "vtigerVersion"]
     assert short["vtigerVersion"] == "7.2.0-202008"
     sp.app.control_clock(advance=50)
@@ -214,7 +215,8 @@ def test_create_retrieve_revise_update_delete(emulator):
 
 def test_duplicates_ghost_owner_and_dialect_values(emulator):
     v84 = login(server := emulator("vtiger", records=0))
-    v84.ok(v84.post("create", elementType="Accounts", element={"accountname": "ООО Ромашка", "assigned_user_id": "19x1"}))
+    v84.ok(v84.post("create", elementType="Accounts",
+                    element={"accountname": "ООО Ромашка", "assigned_user_id": "19x1"}))
     dup = v84.post("create", elementType="Accounts", element={"accountname": "ооо ромашка", "assigned_user_id": "19x1"})
     assert dup.json() == {"success": False, "error": {"message": "Duplicate(s) detected!", "code": 0}}
     ghost = v84.post("create", elementType="Contacts", element={"lastname": "Ghost", "assigned_user_id": "19x999"})
@@ -413,7 +415,8 @@ def test_sync_broken_and_php7_profile(emulator):
     untyped = c.ok(c.get("sync", modifiedTime="1"))
     assert {r["id"][:3] for r in untyped["updated"]} == {"11x", "12x"}
     error = c.get("retrieve", id="abc").json()["error"]
-    assert error == {"errorCode": "ACCESS_DENIED", "errorMessage": "Permission to perform the operation is denied for id"}
+    assert error == {"errorCode": "ACCESS_DENIED",
+                     "errorMessage": "Permission to perform the operation is denied for id"}
 
 
 # -- transport, faults, hooks, seed ------------------------------------------------------------
