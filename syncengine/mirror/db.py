@@ -54,6 +54,8 @@ def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
     cfg = alembic_config()
     head = ScriptDirectory.from_config(cfg).get_current_head()
     with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":  # else pysqlite commits each CREATE alone: a process killed
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # mid-way would leave a mirror no run can open
         current = MigrationContext.configure(conn).get_current_revision()
         if current != head:
             cfg.attributes["connection"] = conn
