@@ -9,10 +9,12 @@ than ``max_delete_share`` of the entity (the mass-delete breaker) or the listing
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from .config import Config, parse_duration
 from .connectors import ChangeBatch, Connector, EntitySchema, connect
@@ -170,7 +172,7 @@ class _EntityPuller:
         cursor = None if self.full or rescan else state.cursor
         listed: set[str] = set()
         scanned, batches, read, redescribed = True, 0, 0, False
-        for batch in self.connector.read_changes(entity, cursor):
+        for batch in prefetch(self.connector.read_changes(entity, cursor)):
             batches += 1
             if not redescribed and self._has_new_fields(schema, batch):
                 redescribed = True
@@ -242,3 +244,45 @@ class _EntityPuller:
         """A record key the schema lacks means the CRM gained a field: describe again."""
         known = set(schema.field_names) | {"id", "label"}
         return any(key not in known for record in batch.records[:50] for key in record)
+
+
+T = TypeVar("T")
+
+
+def prefetch(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Read the next pages in a thread while the caller writes this one (network ‖ database).
+
+    Order is kept and an error in the reader is raised here, after the pages before it.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        q.put((page, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as exc:  # handed to the consumer
+            q.put((done, exc))
+
+    reader = threading.Thread(target=read, daemon=True, name="pull-prefetch")
+    reader.start()
+    try:
+        while True:
+            page, error = q.get()
+            if page is done:
+                if error is not None:
+                    raise error
+                return
+            yield page
+    finally:
+        stop.set()
+        reader.join(timeout=5)

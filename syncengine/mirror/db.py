@@ -1,7 +1,9 @@
 """Opening the mirror database: engine settings per dialect, and Alembic migrations on first use."""
 from __future__ import annotations
 
+import sqlite3
 import threading
+from datetime import date, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,6 +15,11 @@ from alembic.script import ScriptDirectory
 from ..errors import UsageError
 
 _upgraded: set[str] = set()
+
+# Driver-level writes bind datetimes directly; store them the way SQLAlchemy's SQLite types read
+# them back (the sqlite3 default adapters are deprecated since Python 3.12).
+sqlite3.register_adapter(datetime, lambda value: value.isoformat(" "))
+sqlite3.register_adapter(date, lambda value: value.isoformat())
 _lock = threading.Lock()
 
 

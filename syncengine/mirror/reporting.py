@@ -59,21 +59,32 @@ def ensure_table(conn: sa.Connection, table: sa.Table) -> list[str]:
 
 
 class RowConverter:
-    """Turns a raw record into a typed row; a value that does not parse becomes NULL."""
+    """Turns a raw record into a typed reporting row; a value that does not parse becomes NULL.
+
+    Rows are tuples in the order of :attr:`columns` (``id``, the fields, ``_deleted``,
+    ``_synced_at``), ready for a driver-level ``executemany``.
+    """
 
     def __init__(self, schema: EntitySchema):
-        self.zone = ZoneInfo(schema.timezone) if schema.timezone not in ("UTC", "") else None
-        self.fields = [(f.name, _converter(f, self.zone)) for f in columns_for(schema)]
+        zone = ZoneInfo(schema.timezone) if schema.timezone not in ("UTC", "") else None
+        self.fields = [(f.name, _converter(f, zone)) for f in columns_for(schema)]
+        self.columns = ["id", *(name for name, _ in self.fields), "_deleted", "_synced_at"]
 
-    def __call__(self, remote_id: str, record: dict[str, Any], synced_at: datetime) -> dict[str, Any]:
-        row: dict[str, Any] = {"id": remote_id, "_deleted": 0, "_synced_at": synced_at}
+    def __call__(self, remote_id: str, record: dict[str, Any], synced_at: datetime,
+                 deleted: int = 0) -> tuple[Any, ...]:
+        row: list[Any] = [remote_id]
+        get = record.get
         for name, convert in self.fields:
-            value = record.get(name)
+            value = get(name)
+            if value is None or value == "":
+                row.append(None)
+                continue
             try:
-                row[name] = None if value is None or value == "" else convert(value)
+                row.append(convert(value))
             except (TypeError, ValueError, OverflowError):
-                row[name] = None
-        return row
+                row.append(None)
+        row += (deleted, synced_at)
+        return tuple(row)
 
 
 def _converter(f: Field, zone: ZoneInfo | None) -> Callable[[Any], Any]:

@@ -171,6 +171,18 @@ class EntityWriter:
         self.entity = schema.name
         self.table = reporting.build_table(system, schema)
         self.to_row = reporting.RowConverter(schema)
+        dialect = mirror.engine.dialect
+        self._sql = _DriverSql(dialect)
+        quote = dialect.identifier_preparer.quote
+        names = [quote(c) for c in self.to_row.columns]
+        self._upsert_reporting = self._sql(
+            f"INSERT INTO {quote(self.table.name)} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{n} = excluded.{n}" for n in names[1:]))
+        self._insert_records = self._sql(
+            "INSERT INTO records (system, entity, remote_id, data, hash, first_seen, last_changed) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)")
+        self._update_records = self._sql(
+            "UPDATE records SET data = ?, hash = ?, last_changed = ?, deleted_at = NULL WHERE id = ?")
         with mirror.engine.begin() as conn:
             self.added_columns = reporting.ensure_table(conn, self.table)
         if self.added_columns:  # old rows get the new columns' values from their raw JSON
@@ -194,23 +206,21 @@ class EntityWriter:
                 digest = content_hash(data)
                 old = existing.get(rid)
                 if old is None:
-                    inserts.append({"system": self.system, "entity": self.entity, "remote_id": rid,
-                                    "data": data.decode(), "hash": digest, "first_seen": now,
-                                    "last_changed": now, "deleted_at": None})
+                    inserts.append((self.system, self.entity, rid, data.decode(), digest, now, now))
                 elif old[1] != digest or old[2] is not None:
-                    updates.append({"b_pk": old[0], "b_data": data.decode(), "b_hash": digest})
+                    updates.append((data.decode(), digest, now, old[0]))
                 else:
                     counts.unchanged += 1
                     continue
                 changed.append(self.to_row(rid, record, now))
+            # Driver-level executemany: the ORM's per-row bookkeeping would cost more than the API.
             if inserts:
-                conn.execute(sa.insert(R), inserts)
+                conn.exec_driver_sql(self._insert_records, inserts)
             if updates:
-                conn.execute(sa.update(R).where(R.c.id == sa.bindparam("b_pk")).values(
-                    data=sa.bindparam("b_data"), hash=sa.bindparam("b_hash"), last_changed=now,
-                    deleted_at=None), updates)
+                conn.exec_driver_sql(self._update_records, updates)
+            if changed:
+                conn.exec_driver_sql(self._upsert_reporting, changed)
             counts.created, counts.updated = len(inserts), len(updates)
-            upsert(conn, self.table, changed, ["id"])
             counts.deleted = self._mark_deleted(conn, [str(d) for d in deleted if str(d) not in prepared], now)
             if cursor is not None or swept:
                 self._save_cursor(conn, cursor, now if swept else None)
@@ -255,10 +265,17 @@ class EntityWriter:
             R.c.system == self.system, R.c.entity == self.entity)
         now = utcnow()
         with self.mirror.engine.begin() as conn:
-            rows = []
-            for rid, data, deleted_at in conn.execute(stmt):
-                row = self.to_row(rid, orjson.loads(data), now)
-                row["_deleted"] = 1 if deleted_at else 0
-                rows.append(row)
+            rows = [self.to_row(rid, orjson.loads(data), now, 1 if deleted_at else 0)
+                    for rid, data, deleted_at in conn.execute(stmt)]
             for chunk in chunks(rows, 2000):
-                upsert(conn, self.table, chunk, ["id"])
+                conn.exec_driver_sql(self._upsert_reporting, chunk)
+
+
+class _DriverSql:
+    """SQL text for ``exec_driver_sql``: ``?`` placeholders become the driver's own."""
+
+    def __init__(self, dialect: sa.Dialect):
+        self.qmark = dialect.paramstyle == "qmark"
+
+    def __call__(self, sql: str) -> str:
+        return sql if self.qmark else sql.replace("%", "%%").replace("?", "%s")
