@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import click
@@ -221,3 +222,80 @@ def _print_migration(report: Any, summary: dict[str, Any], csv_path: Any, json_p
     if report.stopped:
         console.print("[yellow]stopped before the end[/yellow]: run the same command again to resume")
     console.print(f"report: {csv_path} (every record), {json_path} (summary); {report.seconds:.1f}s")
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--dir", "folder", type=click.Path(file_okay=False), default=None,
+              help="Folder for the demo's config and mirror (default: a new temporary folder).")
+@click.option("--records", default=40, show_default=True, type=click.IntRange(5, 5000),
+              help="Sample contacts/customers in each emulator.")
+@click.option("--keep-running", is_flag=True,
+              help="Keep the emulators up until Ctrl-C, to try other commands on the demo config.")
+@handles_errors
+def demo(folder: str | None, records: int, keep_running: bool) -> None:
+    """Try syncengine with nothing configured: bundled vtiger and Alfa CRM emulators, a SQLite mirror.
+
+    Starts both emulators with Russian sample data, pulls them, syncs vtiger Contacts with
+    Alfa customers, and prints where the mirror is and what to ask it.
+
+    \b
+    Example:
+      syncengine demo
+      syncengine demo --dir ./demo --keep-running   # then, in another shell:
+      syncengine --config ./demo/sync.toml status
+    """
+    import time
+
+    from rich.table import Table
+
+    from .demo import QUERIES, run_demo, sample
+
+    started = time.monotonic()
+    err_console.print("starting the vtiger and Alfa CRM emulators, pulling and syncing…")
+    result = run_demo(Path(folder) if folder else None, records)
+    try:
+        console.print(f"[bold]1. Two CRMs[/bold] (bundled emulators, sample Russian data): "
+                      f"vtiger at {result.urls['vt']}, Alfa CRM at {result.urls['alfa']}; "
+                      f"{len(result.shared)} people are in both.")
+        table = Table(box=None, padding=(0, 1), pad_edge=False)
+        for column, justify in (("pulled", "left"), ("records", "right"), ("table in the mirror", "left")):
+            table.add_column(column, justify=justify)
+        from .mirror import table_name
+        for e in result.pulled.entities:
+            table.add_row(f"{e.system}:{e.entity}", str(e.created + e.updated + e.unchanged),
+                          table_name(e.system, e.entity))
+        console.print("[bold]2. Pulled[/bold] both into a local SQL mirror "
+                      f"({sum(result.pulled.requests.values())} API requests):")
+        console.print(table)
+        synced = result.synced
+        if synced is not None:
+            written = synced.written
+            links = sum(1 for a in synced.plan.actions if a.op == "link" and a.left_id and a.right_id
+                        and not a.link_id)
+            console.print(f"[bold]3. Synced[/bold] vtiger Contacts ↔ Alfa customers (mappings/contacts.toml): "
+                          f"{links} matched by e-mail and linked, "
+                          f"{written.get('alfa', {}).get('create', 0)} created in Alfa CRM, "
+                          f"{written.get('vt', {}).get('create', 0)} created in vtiger"
+                          + ("" if synced.ok else " [red](with errors: see `syncengine status`)[/red]") + ".")
+        else:
+            console.print("[bold]3. Sync[/bold] is not part of this build; the mirror holds both CRMs.")
+        console.print(f"\n[bold]The mirror[/bold] is an ordinary SQLite file: {result.mirror_path}")
+        console.print(f"config: {result.config.path}   (syncengine --config {result.config.path} status)")
+        console.print(f"\n[bold]Try these queries[/bold] (sqlite3 {result.mirror_path}, or any SQL tool):")
+        for title, sql in QUERIES:
+            console.print(f"\n-- {title}\n{sql}", highlight=False, soft_wrap=True)
+        _, rows = sample(result.mirror_path, QUERIES[0][1])
+        console.print("\nthe first one answers: " + "; ".join(f"{city} {count}" for city, count in rows))
+        console.print(f"\ndone in {time.monotonic() - started:.1f}s.")
+        if keep_running:
+            console.print("emulators keep running; Ctrl-C stops them. Try: "
+                          f"syncengine --config {result.config.path} daemon")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        result.stop()
