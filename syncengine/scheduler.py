@@ -259,8 +259,9 @@ class Daemon:
         self.metrics.set("syncengine_job_running", 1, job=job.name)
         log.info("job %s: run %d started", job.name, outcome.run_id)
         try:
-            if job.pull:
-                self._pull(job, outcome)
+            targets = pull_targets(self.config, job)
+            if targets:
+                self._pull(job, targets, outcome)
             if job.mappings and not self.stopping.is_set():
                 self._sync(job, outcome)
             if self.stopping.is_set() and outcome.status == "ok":
@@ -278,10 +279,10 @@ class Daemon:
                  outcome.status, outcome.seconds, _summary(outcome.pulled), _summary(outcome.written))
         return outcome
 
-    def _pull(self, job: Job, outcome: JobOutcome) -> None:
+    def _pull(self, job: Job, targets: list[str], outcome: JobOutcome) -> None:
         from .pull import pull
 
-        result = pull(self.config, job.pull, mirror=self.mirror, job=job.name,
+        result = pull(self.config, targets, mirror=self.mirror, job=job.name,
                       **_supported(pull, should_stop=self.stopping.is_set))
         for e in result.entities:
             for change in ("created", "updated", "deleted", "unchanged"):
@@ -305,8 +306,8 @@ class Daemon:
             log.warning("job %s: mappings %s not synced: this installation has no sync engine yet",
                         job.name, ", ".join(job.mappings))
             return
-        result = run_sync(self.config, job.mappings, **_supported(
-            run_sync, mirror=self.mirror, job=job.name, should_stop=self.stopping.is_set))
+        result = run_sync(self.config, job.mappings, **_supported(  # the job's pull read both sides
+            run_sync, mirror=self.mirror, job=job.name, should_stop=self.stopping.is_set, pull_first=False))
         for op, count in _written(result).items():
             outcome.written[op] = outcome.written.get(op, 0) + count
         for system, op, count in _written_by_system(result):
@@ -331,6 +332,31 @@ class Daemon:
             m.inc("syncengine_job_failures_total", job=job.name)
         elif outcome.status in ("ok", "warning"):
             m.set("syncengine_job_last_success_timestamp_seconds", time.time(), job=job.name)
+
+
+def pull_targets(config: Config, job: Job) -> list[str]:
+    """The job's ``pull`` targets, plus both sides of its mappings that those do not cover, so one
+    pull per run reads everything the sync compares."""
+    targets = list(job.pull)
+    if not job.mappings:
+        return targets
+    from .connectors import connector_class
+    from .mapping import SIDES, load_mappings
+
+    covered: set[tuple[str, str]] = set()
+    for target in job.pull:
+        system, _, entity = target.partition(":")
+        settings = config.system(system)
+        entities = [entity] if entity else (settings.get("entities")
+                                            or connector_class(settings["kind"]).default_entities)
+        covered.update((system, e) for e in entities)
+    for mapping in load_mappings(config, job.mappings).values():
+        for side in SIDES:
+            ref = mapping.side(side)
+            if (ref.system, ref.entity) not in covered:
+                covered.add((ref.system, ref.entity))
+                targets.append(str(ref))
+    return targets
 
 
 def _supported(func: Callable[..., Any], **options: Any) -> dict[str, Any]:

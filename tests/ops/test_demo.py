@@ -27,4 +27,4 @@ def test_demo_runs_from_nothing_and_its_queries_answer(tmp_path, syncengine_cmd)
         linked = conn.execute("SELECT count(*) FROM links WHERE mapping = 'contacts'").fetchone()[0]
         contacts = conn.execute("SELECT count(*) FROM vt_contacts WHERE _deleted = 0").fetchone()[0]
         customers = conn.execute("SELECT count(*) FROM alfa_customer WHERE _deleted = 0").fetchone()[0]
-    assert linked == contacts == customers == 80  # 40 + 40 seeded, 3 of them the same people (+3 in Alfa)
+    assert linked == contacts == customers == 80  # 40 vtiger + 43 Alfa records, 3 people in both
