@@ -347,6 +347,7 @@ class MappingPlanner:
             target = other(winner)
             if fm.flows_to(target):
                 writes[target][name] = values[winner].get(name)
+        self._rerender(writes, values, recs, settle)
         for side in SIDES:
             if writes[side]:
                 self._update(link, side, writes[side], values[side], recs[side].data)
@@ -354,6 +355,26 @@ class MappingPlanner:
             self.actions.append(Action(self._key("link", "both", link.left_id, link.right_id), self.mapping.name,
                                        "link", "both", left_id=link.left_id, right_id=link.right_id,
                                        link_id=link.id, settles=settle, closes=closes))
+
+    def _rerender(self, writes: dict[str, dict[str, Any]], values: dict[str, dict[str, Any]],
+                  recs: dict[str, SideRecord], settle: dict[str, Any]) -> None:
+        """A template whose source record is being written renders from the record as it will be,
+        so the same run writes its new value too (no second pass to converge)."""
+        for fm in self.mapping.synced_fields:
+            if fm.template is None or not writes[fm.source]:
+                continue
+            target = other(fm.source)
+            try:
+                raw = self.tr.to_raw(fm.source, writes[fm.source], recs[fm.source].data)
+            except TranslationError:
+                continue
+            rendered = self.tr.render(fm, {**recs[fm.source].data, **raw})
+            writes[target].pop(fm.name, None)
+            settle.pop(fm.name, None)
+            if rendered != values[target].get(fm.name):
+                writes[target][fm.name] = rendered
+            else:
+                settle[fm.name] = rendered
 
     def _update(self, link: Link | None, side: str, new: dict[str, Any], current: dict[str, Any],
                 data: dict[str, Any], *, left_id: str | None = None, right_id: str | None = None) -> None:

@@ -339,35 +339,51 @@ def _record_outbox(mirror: Mirror, plan: Plan, run_id: int) -> None:
 def _apply_state_actions(mirror: Mirror, plan: Plan) -> None:
     """Links, unlinks and conflicts: mirror-only steps, in one transaction (idempotent on resume)."""
     now = utcnow()
+    actions = [a for a in plan.actions if not a.calls_api]
+    if not actions:
+        return
     with mirror.engine.begin() as conn:
-        for a in plan.actions:
-            if a.calls_api:
-                continue
-            link = _find_link(conn, a.mapping, a.left_id, a.right_id)
+        links = {}
+        for row in conn.execute(sa.select(L).where(L.c.mapping.in_({a.mapping for a in actions}))):
+            links[(row.mapping, "left", row.left_id)] = links[(row.mapping, "right", row.right_id)] = row
+        inserts, shadows, states, closes = [], [], [], []
+        for a in actions:
+            link = links.get((a.mapping, "left", a.left_id)) or links.get((a.mapping, "right", a.right_id))
             if a.op == "link":
                 if link is None:
-                    conn.execute(sa.insert(L).values(mapping=a.mapping, left_id=a.left_id, right_id=a.right_id,
-                                                     state="active", shadow=_dumps(a.settles),
-                                                     created_at=now, updated_at=now))
+                    inserts.append({"mapping": a.mapping, "left_id": a.left_id, "right_id": a.right_id,
+                                    "state": "active", "shadow": _dumps(a.settles), "created_at": now,
+                                    "updated_at": now})
                 elif a.settles:
-                    shadow = {**orjson.loads(link.shadow), **a.settles}
-                    conn.execute(sa.update(L).where(L.c.id == link.id).values(shadow=_dumps(shadow), updated_at=now))
-                if a.closes:
-                    conn.execute(sa.update(ConflictRow).where(ConflictRow.id.in_(a.closes),
-                                                              ConflictRow.state.in_(("open", "resolved")))
-                                 .values(state="applied", resolved_at=now))
+                    shadows.append({"b_id": link.id, "b_shadow": _dumps({**orjson.loads(link.shadow), **a.settles})})
+                closes += a.closes
             elif a.op == "unlink" and link is not None:
-                conn.execute(sa.update(L).where(L.c.id == link.id).values(state=a.state, updated_at=now))
-            elif a.op == "conflict" and link is not None:
-                c = a.conflict or {}
-                exists = conn.execute(sa.select(ConflictRow.id).where(
-                    ConflictRow.mapping == a.mapping, ConflictRow.link_id == link.id,
-                    ConflictRow.field == c["field"], ConflictRow.state.in_(("open", "resolved")))).first()
-                if exists is None:
-                    conn.execute(sa.insert(ConflictRow).values(
-                        mapping=a.mapping, link_id=link.id, field=c["field"], left_value=_dumps(c["left"]),
-                        right_value=_dumps(c["right"]), shadow_value=_dumps(c["shadow"]), state="open",
-                        created_at=now))
+                states.append({"b_id": link.id, "b_state": a.state})
+        if inserts:
+            conn.execute(sa.insert(L), inserts)
+        if shadows:
+            conn.execute(sa.update(L).where(L.c.id == sa.bindparam("b_id")).values(
+                shadow=sa.bindparam("b_shadow"), updated_at=now), shadows)
+        if states:
+            conn.execute(sa.update(L).where(L.c.id == sa.bindparam("b_id")).values(
+                state=sa.bindparam("b_state"), updated_at=now), states)
+        if closes:
+            conn.execute(sa.update(ConflictRow).where(ConflictRow.id.in_(closes),
+                                                      ConflictRow.state.in_(("open", "resolved")))
+                         .values(state="applied", resolved_at=now))
+        for a in actions:  # conflicts last: a new pair's conflict needs the link inserted above
+            if a.op != "conflict":
+                continue
+            link = _find_link(conn, a.mapping, a.left_id, a.right_id)
+            c = a.conflict or {}
+            exists = link is None or conn.execute(sa.select(ConflictRow.id).where(
+                ConflictRow.mapping == a.mapping, ConflictRow.link_id == link.id,
+                ConflictRow.field == c["field"], ConflictRow.state.in_(("open", "resolved")))).first()
+            if not exists:
+                conn.execute(sa.insert(ConflictRow).values(
+                    mapping=a.mapping, link_id=link.id, field=c["field"], left_value=_dumps(c["left"]),
+                    right_value=_dumps(c["right"]), shadow_value=_dumps(c["shadow"]), state="open",
+                    created_at=now))
 
 
 def _run_concurrently(pusher: Pusher, rows: list[dict[str, Any]], result: ApplyResult) -> None:

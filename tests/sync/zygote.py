@@ -1,0 +1,40 @@
+"""A pre-imported ``syncengine`` CLI that forks one real child process per command.
+
+The crash test kills children with SIGKILL; forking from a warm parent (no threads, no open
+database) saves the ~1 s interpreter start of each of its 30+ runs. Protocol, one line each:
+stdin ``arg\\targ…`` → stdout ``pid N`` when the child starts, then ``exit CODE`` when it ends
+(``exit -9`` for a killed child).
+"""
+import os
+import sys
+
+from syncengine.cli import main  # noqa: F401  (warm every import the child needs)
+import syncengine.cli_sync  # noqa: F401
+import syncengine.connectors.alfacrm  # noqa: F401
+import syncengine.connectors.vtiger  # noqa: F401
+import syncengine.push  # noqa: F401
+
+
+def serve() -> None:
+    for line in sys.stdin:
+        args = line.rstrip("\n").split("\t")
+        pid = os.fork()
+        if pid == 0:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            code = 0
+            try:
+                main(args, prog_name="syncengine", standalone_mode=False)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                code = 1
+            os._exit(code)
+        print(f"pid {pid}", flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(f"exit {os.waitstatus_to_exitcode(status)}", flush=True)
+
+
+if __name__ == "__main__":
+    serve()
