@@ -129,19 +129,21 @@ def test_stock_install_whose_sync_fails_is_probed_once_and_polled_by_query(emula
 
 
 def test_ten_percent_faults_end_in_the_same_mirror(emulator, write_config, tmp_path):
-    faults = Faults(error_rate=0.04, broken_json_rate=0.02, expire_rate=0.02, timeout_rate=0.02,
-                    hang_seconds=1.5, seed=7)
-    clean = start(emulator, 3000, sync_broken=True)
-    faulty = start(emulator, 3000, sync_broken=True, faults=faults)
-    results = {}
-    for name, server in (("clean", clean), ("faulty", faulty)):
+    server = start(emulator, 3000, sync_broken=True)
+    results, requests = {}, {}
+    for name in ("clean", "faulty"):
+        if name == "faulty":  # 10 % of requests fail one way or another
+            server.faults.update({"error_rate": 0.04, "broken_json_rate": 0.02, "expire_rate": 0.02,
+                                  "timeout_rate": 0.02, "hang_seconds": 1.5, "seed": 7})
+        server.reset_stats()
         url = f"sqlite:///{tmp_path / name}.db"
-        system = vt_system(server, timeout=1, retries=8)
-        config = load_config(write_config(url, {"vt": system}, name=f"{name}.toml"))
+        config = load_config(write_config(url, {"vt": vt_system(server, timeout=1, retries=8)}, name=f"{name}.toml"))
         assert pull(config).ok
+        requests[name] = server.stats_json()["total"]
         results[name] = {m: Mirror(url).records("vt", m) for m in ("Contacts", "Accounts")}
-    assert sum(faulty.stats.values()) > sum(clean.stats.values())  # faults really happened
+    assert requests["faulty"] > requests["clean"]  # faults really happened, and were retried
     assert results["faulty"] == results["clean"]
+    assert results["clean"]["Contacts"] == expected(server)
 
 
 def test_a_sweep_that_would_delete_40_percent_deletes_nothing_and_says_why(emulator, write_config, sqlite_url):
