@@ -17,15 +17,17 @@ Change capture. Alfa has no change feed, so every entity but ``log`` is a *scan*
   is re-paged once more, and if rows are still missing the scan raises instead of ending (an ended
   scan would delete what it skipped). A page that comes back empty while ``total`` says rows
   remain is retried as a transient fault.
-* Between full scans (every ``sweep_every``, the engine's own sweep interval) the Log is polled:
-  rows with a Log id above the cursor are re-read by id (``removed=1``); ids no longer found are
-  deletions. A Log that is unreadable, switched off (``use_log = false``) or trimmed past the
-  cursor makes the pull a full scan.
+* Between full scans the Log is polled: rows with a Log id above the cursor are re-read by id
+  (``removed=1``); ids no longer found are deletions. The engine asks for a full scan (cursor None)
+  on the first pull, on ``pull --full`` and whenever a sweep is due (``sweep_every``:
+  ``sweep_reads_records``, because edits the Log does not record would otherwise never be seen).
+  A Log that is unreadable, switched off (``use_log = false``) or trimmed past the cursor makes
+  the pull a full scan too.
 
 Cursor (JSON): ``{"log": <highest Log id of the entity's class seen, or null when the Log is
-unreadable>, "scan": <epoch seconds at which the last complete full scan began>}``. Scan batches
-carry no cursor except the last, so a scan cut short starts again from the first page. The ``log``
-entity itself is append-only and read incrementally: its cursor is ``{"log": <highest id>}``.
+unreadable>}``. Scan batches carry no cursor except the last, so a scan cut short starts again from
+the first page. The ``log`` entity itself is append-only and read incrementally with the same
+cursor.
 """
 from __future__ import annotations
 
@@ -39,7 +41,6 @@ from typing import Any, Iterable, Iterator
 
 import requests
 
-from ..config import parse_duration
 from ..errors import (AuthError, ConnectorError, NotFound, ProtocolError, TransientError, Unsupported,
                       ValidationError)
 from ..http import json_body
@@ -125,6 +126,7 @@ MODELS: dict[str, Model] = {
 
 class AlfaCrmConnector(Connector):
     kind = "alfacrm"
+    sweep_reads_records = True  # the Log may miss edits (imports, bulk actions): sweeps re-read rows
     settings = {
         "url": Setting(str, required=True, help="the account's address, e.g. https://school.s20.online"),
         "email": Setting(str, required=True, help="the API user's e-mail"),
@@ -152,7 +154,6 @@ class AlfaCrmConnector(Connector):
         self.token_refresh = float(840 if refresh is None else refresh)
         self.use_log = bool(config.get("use_log", True))
         self.timezone = config.get("timezone") or "Europe/Moscow"
-        self.full_scan_every = parse_duration(config.get("sweep_every") or "6h").total_seconds()
         self._token: str | None = None
         self._token_at = 0.0
         self._token_lock = threading.Lock()
@@ -298,8 +299,7 @@ class AlfaCrmConnector(Connector):
         if entity == "log":
             yield from self._read_log(state.get("log") or 0)
             return
-        if state.get("log") is not None and time.time() - state.get("scan", 0) < self.full_scan_every \
-                and self.use_log and model.log_class:
+        if state.get("log") is not None and self.use_log and model.log_class:
             try:
                 yield from self._read_hinted(entity, state)
                 return
@@ -308,11 +308,10 @@ class AlfaCrmConnector(Connector):
         yield from self._read_scan(entity)
 
     def _read_scan(self, entity: str) -> Iterator[ChangeBatch]:
-        started = time.time()
         scan = _Scan(log_id=self._log_head(entity))
         for records in self._scan_pages(entity, scan):
             yield ChangeBatch(records=records, scan=True)
-        yield ChangeBatch(scan=True, cursor=json.dumps({"log": scan.log_id, "scan": started}))
+        yield ChangeBatch(scan=True, cursor=json.dumps({"log": scan.log_id}))
 
     def _scan_pages(self, entity: str, scan: "_Scan") -> Iterator[list[dict[str, Any]]]:
         """A complete listing of ENTITY in pages of new rows (see the module docstring)."""
@@ -365,7 +364,7 @@ class AlfaCrmConnector(Connector):
             found = self._fetch_ids(entity, chunk)
             missing = set(chunk) - {r["id"] for r in found}
             yield ChangeBatch(records=[_record(model, r) for r in found], deleted=[str(i) for i in sorted(missing)])
-        yield ChangeBatch(cursor=json.dumps({"log": log_id, "scan": state.get("scan", 0)}))
+        yield ChangeBatch(cursor=json.dumps({"log": log_id}))
 
     def _log_head(self, entity: str) -> int | None:
         """The newest Log id of ENTITY's class (0: none yet), or None when the Log cannot be used."""
