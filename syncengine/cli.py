@@ -31,7 +31,9 @@ def _setup_logging(verbose: int) -> None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[red]error:[/red] {SECRETS.redact(message)}", markup=True, highlight=False)
+    """One unwrapped line on stderr (scripts grep it), then exit."""
+    click.secho("error: ", fg="red", err=True, nl=False)
+    click.echo(SECRETS.redact(message), err=True)
     sys.exit(code)
 
 
@@ -244,7 +246,8 @@ def pull(config: Config, targets: tuple[str, ...], full: bool, sweep: bool,
     if not result.ok:
         for e in result.entities:
             if e.status != "ok":
-                err_console.print(f"[red]{e.status}:[/red] {SECRETS.redact(e.message or '')}")
+                click.secho(f"{e.status}: ", fg="red", err=True, nl=False)
+                click.echo(SECRETS.redact(e.message or ""), err=True)
         sys.exit(1)
 
 
