@@ -1141,6 +1141,12 @@ class VtigerApp(EmulatorApp):
             current = self.now()
             return {"epoch": int(current), "local": self.local(current), "frozen": self._frozen is not None}
 
+    def control_sync_type(self, registered: bool = True) -> bool:
+        """Register (or remove, as on a stock PHP 8 install) the ``syncType`` parameter row of ``sync``."""
+        with self.lock:
+            self.sync_broken = not registered
+            return registered
+
     def control_expire_sessions(self) -> int:
         """Forget every session (the next call answers INVALID_SESSIONID)."""
         with self.lock:
