@@ -319,6 +319,37 @@ def _secs(value: Any) -> str:
     return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
 
 
+@main.command()
+@click.option("--port", default=8765, show_default=True, help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 to accept SalesMan's calls from outside; put TLS in front).")
+@handles_errors
+@needs_config
+def webhooks(config: Config, port: int, host: str) -> None:
+    """Receive SalesMan webhooks as change hints; the next pull re-reads just those records.
+
+    \b
+    Example:
+      syncengine webhooks --port 8765     # then register http://HOST:8765/SYSTEM in SalesMan
+    """
+    from .webhooks import WebhookServer
+
+    try:
+        server = WebhookServer(config, port, host)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
+    if not server.receiver.systems:
+        raise UsageError(f"{config.path}: no system of kind salesman is configured; webhooks have nowhere to go")
+    for name in server.receiver.systems:
+        click.echo(f"{name}: register {server.url}/{name} in SalesMan (Панель управления → Webhook)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
 # -- db / emulate ------------------------------------------------------------------------
 
 @main.group()

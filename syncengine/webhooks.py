@@ -137,23 +137,6 @@ class WebhookServer:
         self.stop()
 
 
-def serve(config: Config, port: int, host: str = "127.0.0.1") -> None:
-    """Receive webhooks until interrupted (``syncengine webhooks --port P``)."""
-    server = WebhookServer(config, port, host)
-    systems = server.receiver.systems
-    if not systems:
-        log.warning("no system of kind salesman in %s: every webhook will be refused", config.path)
-    for name in systems:
-        log.info("webhooks for %s: register %s/%s in SalesMan (Панель управления → Webhook)",
-                 name, server.url, name)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-
-
 def _handler_for(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
