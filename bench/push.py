@@ -1,0 +1,110 @@
+"""Push throughput: creates from vtiger into an Alfa CRM emulator that answers every request after
+50 ms, under a request budget (``rate_limit``) of 10 requests/s, with 1 and 4 writers.
+
+Prints writes/s and the share of the budget the push used (requests/s ÷ rate_limit). A push that
+keeps its budget busy is as fast as the CRM allows; a larger budget shows what concurrency buys.
+
+    python bench/push.py                     # 60 writes at 10 req/s, 200 at 50 req/s
+    python bench/push.py --writes 100 --rate-limit 10 --latency 0.05
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from syncengine import emulators  # noqa: E402
+from syncengine.config import load_config  # noqa: E402
+from syncengine.mapping import prepare  # noqa: E402
+from syncengine.mirror import Mirror  # noqa: E402
+from syncengine.plan import make_plan  # noqa: E402
+from syncengine.pull import pull  # noqa: E402
+from syncengine.push import apply_plan  # noqa: E402
+
+MAPPING = """
+left = "vt:Contacts"
+right = "alfa:customer"
+direction = "left-to-right"
+match_on = ["email"]
+[fields]
+name  = { left = "lastname", right = "name" }
+email = { left = "email", right = "email[0]", normalize = "email" }
+phone = { left = "phone", right = "phone[0]", normalize = "phone" }
+"""
+
+
+def run(writes: int, rate_limit: float, latency: float, workers: int) -> dict[str, float]:
+    os.environ.setdefault("VT_KEY", "bench")
+    os.environ.setdefault("ALFA_KEY", "bench")
+    vt = emulators.start("vtiger", 0, access_key="bench")
+    alfa = emulators.start("alfacrm", 1, api_key="bench")
+    with alfa.app.lock:
+        for rid in list(alfa.app.tables["customer"]):
+            alfa.app.remove("customer", rid)
+    for i in range(writes):
+        vt.app.control_write("Contacts", {"lastname": f"Bench{i}", "email": f"bench{i}@example.com",
+                                          "phone": f"8 916 000-{i:04d}"})
+    folder = Path(tempfile.mkdtemp(prefix="push-bench-"))
+    (folder / "mappings").mkdir()
+    (folder / "mappings" / "contacts.toml").write_text(MAPPING, encoding="utf-8")
+    (folder / "sync.toml").write_text(f"""
+[mirror]
+url = "sqlite:///{folder / 'mirror.db'}"
+[systems.vt]
+kind = "vtiger"
+url = "{vt.url}"
+username = "admin"
+access_key = "${{VT_KEY}}"
+entities = ["Contacts"]
+[systems.alfa]
+kind = "alfacrm"
+url = "{alfa.url}"
+email = "admin@example.com"
+api_key = "${{ALFA_KEY}}"
+entities = ["customer"]
+rate_limit = {rate_limit}
+""", encoding="utf-8")
+    try:
+        config = load_config(folder / "sync.toml")
+        mirror = Mirror(config.mirror_url)
+        pull(config, mirror=mirror)
+        plan = make_plan(mirror, prepare(config, None, mirror))
+        alfa.faults.latency = latency
+        alfa.reset_stats()
+        started = time.monotonic()
+        result = apply_plan(config, plan, mirror=mirror, workers=workers)
+        seconds = time.monotonic() - started
+        requests = alfa.stats_json()["total"]
+        assert result.writes == writes and not result.failed, result.as_dict()
+        return {"writes": result.writes, "seconds": seconds, "writes_per_s": result.writes / seconds,
+                "requests_per_s": requests / seconds, "budget_share": requests / seconds / rate_limit}
+    finally:
+        vt.stop()
+        alfa.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--writes", type=int, default=None)
+    parser.add_argument("--rate-limit", type=float, default=None)
+    parser.add_argument("--latency", type=float, default=0.05)
+    args = parser.parse_args()
+    cases = [(args.writes or 60, args.rate_limit or 10.0)] if args.rate_limit or args.writes \
+        else [(60, 10.0), (200, 50.0)]
+    print(f"{'budget':>8} {'latency':>8} {'workers':>7} {'writes':>6} {'seconds':>8} {'writes/s':>9} "
+          f"{'req/s':>7} {'budget used':>11}")
+    for writes, rate in cases:
+        for workers in (1, 4):
+            r = run(writes, rate, args.latency, workers)
+            print(f"{rate:>6g}/s {args.latency * 1000:>6.0f}ms {workers:>7} {r['writes']:>6} {r['seconds']:>8.2f} "
+                  f"{r['writes_per_s']:>9.1f} {r['requests_per_s']:>7.1f} {r['budget_share']:>10.0%}")
+
+
+if __name__ == "__main__":
+    main()
