@@ -129,11 +129,13 @@ class Pusher:
         """Mark SENT, call the API, record the outcome; a refusal parks the record."""
         op, system, entity = row["op"], row["system"], row["entity"]
         if self.should_stop is not None and self.should_stop():
-            result.skipped += 1  # left pending: the next run's plan supersedes it
+            with self.lock:
+                result.skipped += 1  # left pending: the next run's plan supersedes it
             return
         if op == "create" and self._source_linked(row):
             self._set_state(row["id"], "abandoned", error="its source was linked meanwhile")
-            result.skipped += 1
+            with self.lock:
+                result.skipped += 1
             return
         self._set_state(row["id"], "sent", attempts=row["attempts"] + 1)
         connector = self.connector(system)
@@ -150,7 +152,8 @@ class Pusher:
             self.failed(row, exc, result)
             return
         self.done(row, record)
-        result.done[(f"{system}:{entity}", op)] += 1
+        with self.lock:
+            result.done[(f"{system}:{entity}", op)] += 1
 
     def done(self, row: dict[str, Any], record: dict[str, Any] | None) -> None:
         """The write happened: mirror the returned record, move the link's shadow, close the row."""
@@ -198,9 +201,10 @@ class Pusher:
         self._set_state(row["id"], "failed", error=str(exc))
         side = row["side"] if row["op"] != "create" else other(row["side"])
         rid = row["remote_id"] if row["op"] != "create" else row[f"{side}_id"]
-        with self.lock, self.mirror.engine.begin() as conn:
-            park(conn, row["mapping"], side, rid, "write", message)
-        result.failed.append({"key": row["key"], "error": message})
+        with self.lock:
+            with self.mirror.engine.begin() as conn:
+                park(conn, row["mapping"], side, rid, "write", message)
+            result.failed.append({"key": row["key"], "error": message})
 
     def _set_state(self, row_id: int, state: str, **values: Any) -> None:
         with self.lock, self.mirror.engine.begin() as conn:
@@ -285,7 +289,11 @@ def apply_plan(config: Config, plan: Plan, *, mirror: Mirror | None = None, work
     mirror = mirror or Mirror(config.mirror_url)
     prepared = prepared if prepared is not None else prepare(config, plan.mappings, mirror)
     with mirror.engine.connect() as conn:
-        resumed = conn.execute(sa.select(sa.func.count()).select_from(O).where(O.c.plan_id == plan.id)).scalar_one()
+        states = Counter(conn.execute(sa.select(O.c.state).where(O.c.plan_id == plan.id)).scalars())
+    resumed = sum(states.values())
+    if resumed and not states["pending"] and not states["sent"]:
+        raise UsageError(f"plan {plan.id[:8]} was already applied ({states['done']} write(s) done); "
+                         "make a new plan: syncengine plan --out FILE")
     if check and not resumed:
         current = fingerprint(mirror, [m for m, _ in prepared])
         if current != plan.fingerprint:
