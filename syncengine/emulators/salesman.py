@@ -1273,7 +1273,9 @@ class SalesManApp(EmulatorApp):
                                         "clid", "pid_list", "idcategory", "iduser", "payer", "direction", "tip",
                                         "close", "mcid", "pid")}
         self.fire("deal.add", {"did": did, "autor": user["iduser"], "userUID": "",
-                               "newparam": {**newparam, "datum": row["datum"], "did": did}})
+                               "newparam": {**newparam, "calculate": "no", "datum": row["datum"],
+                                            "autor": user["iduser"], "identity": 1, "idcurrency": 0,
+                                            "idcourse": 0, "did": did}})
         return {"result": "Успешно", "data": did}
 
     def _deal_update(self, params, user, json_mode):

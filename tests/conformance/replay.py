@@ -63,7 +63,7 @@ PROFILES = {
                                  "recorded install answered SELECT * normally, unlike stock SP"),
     "rukovoditel-3.6": Profile("rukovoditel-3.6", "rukovoditel", {"records": 0, "timezone": "UTC"},
                                "Rukovoditel 3.6.2 on PHP 8, app time zone UTC, display_errors off"),
-    "salesman": Profile("salesman", "salesman", {"records": 200},
+    "salesman": Profile("salesman", "salesman", {"records": 200, "login": "admin@example.com"},
                         "SalesMan CRM on PHP 8, account zone Europe/Moscow, person replies as on PHP 7"),
 }
 
@@ -94,7 +94,11 @@ def _type(value: Any) -> str:
 
 
 def compare_shape(recorded: Any, actual: Any, path: str = "$") -> list[str]:
-    """Key sets and value types, recursively; a list by the union of its elements' shapes."""
+    """Key sets and value types, recursively; a list by the union of its elements' shapes.
+
+    Elements of a list hold different data on the two sides, so a place in them matches when the
+    emulator's elements and the recorded ones share a type there (``null`` everywhere against
+    strings everywhere is still a mismatch)."""
     if isinstance(recorded, dict) and isinstance(actual, dict):
         out = []
         missing, extra = recorded.keys() - actual.keys(), actual.keys() - recorded.keys()
@@ -111,7 +115,7 @@ def compare_shape(recorded: Any, actual: Any, path: str = "$") -> list[str]:
     if isinstance(recorded, _Types) or isinstance(actual, _Types):
         rec = recorded if isinstance(recorded, _Types) else _Types({_type(recorded)})
         act = actual if isinstance(actual, _Types) else _Types({_type(actual)})
-        return [] if act <= rec else [f"{path}: types {sorted(act)} not in recorded {sorted(rec)}"]
+        return [] if act & rec else [f"{path}: types {sorted(act)} where the recording has {sorted(rec)}"]
     if _type(recorded) != _type(actual):
         return [f"{path}: {_type(actual)} where the recording has {_type(recorded)}"]
     return []
@@ -284,9 +288,9 @@ class Replayer:
         if fam != rec_fam:
             reasons.append(f"body is {fam} where the recording has {rec_fam}")
         elif fam == "json":
-            reasons += compare_errors(rec["body"], parsed)
+            reasons += compare_errors(self.expected(rec["body"]), parsed)
             reasons += compare_shape(rec["body"], parsed)
-        elif fam == "text":
+        elif fam == "text" and status < 400:  # web-server error pages differ by server, not by CRM
             reasons += compare_text(rec["body"], parsed)
         self.learn(ex, parsed if fam == "json" else None)
         if fam == "json" and rec_fam == "json":
@@ -294,6 +298,10 @@ class Replayer:
         return Outcome(self.label(ex), not reasons, reasons)
 
     # -- hooks for subclasses ---------------------------------------------------------------
+
+    def expected(self, body: Any) -> Any:
+        """The recorded body with the ids it quotes in messages turned into the emulator's."""
+        return body
 
     def fill(self, value: Any) -> Any:
         """Markers and ids of the recording → the emulator's."""
@@ -574,6 +582,9 @@ class RukovoditelReplayer(Replayer):
         for real in sorted(seen):
             row = seen[real]
             values = {k: row.get(f"{k}_db_value", v) for k, v in row.items() if k.isdigit() and k in RUK_STAGED}
+            if re.fullmatch(r"\d\d/\d\d/\d{4}", str(row.get("218", ""))):
+                values["218"] = str(int(datetime.strptime(row["218"], "%m/%d/%Y").replace(
+                    tzinfo=timezone.utc).timestamp()))
             self.control("clock", at=_ruk_time(row["date_added"]))
             ours = self.control("insert", entity=25, values=values)
             if row.get("date_updated") not in (None, "", "01/01/1970 00:00"):
@@ -639,8 +650,10 @@ RUK_STAGED = {str(f) for f in (213, 214, 215, 216, 217, 220, 221, 222, 223, 224,
 
 
 def _ruk_time(text: str) -> float:
-    """A Rukovoditel ``m/d/Y H:i`` display time of the recorded install (UTC) as an epoch."""
-    return datetime.strptime(text, "%m/%d/%Y %H:%M").replace(tzinfo=timezone.utc).timestamp()
+    """A Rukovoditel ``m/d/Y H:i`` display time of the recorded install (UTC) as an epoch, in the middle
+    of its minute (the display drops the seconds; second-precision filters of the recording then still
+    cut where they cut on the real install)."""
+    return datetime.strptime(text, "%m/%d/%Y %H:%M").replace(tzinfo=timezone.utc).timestamp() + 30
 
 
 def app_password(app: Any) -> str:
@@ -663,8 +676,32 @@ class SalesManReplayer(Replayer):
         self.path = ""
         self.zone = ZoneInfo("Europe/Moscow")
 
+    def prepare(self) -> None:
+        """Create the clients the file uses but did not add (e.g. one added by client-crud), by title."""
+        added: set[int] = set()
+        titles: dict[int, str] = {}
+        used: set[int] = set()
+        for ex in self.exchanges:
+            req = ex["request"]
+            params = {**(req.get("query") or {}), **(req.get("form") or {}), **(req.get("json") or {})}
+            used.update(int(v) for k, v in params.items() if self._ns_of(k) == "client" and str(v).isdigit())
+            body = ex["response"].get("body")
+            if params.get("action") == "add" and req["path"].endswith("/client") and isinstance(body, dict):
+                if isinstance(body.get("data"), int):
+                    added.add(body["data"])
+            for _, key, value in walk(body):
+                if key is None and isinstance(value, dict) and str(value.get("clid", "")).isdigit():
+                    title = value.get("client") or value.get("title")
+                    if isinstance(title, str) and title:
+                        titles.setdefault(int(value["clid"]), title)
+        for real in sorted(set(titles) & used - added):
+            self.ids[("client", real)] = self.control("create", entity="client", values={"title": titles[real]})
+
+    def _ns_of(self, key: str) -> str | None:
+        return SM_NAMESPACE.get(re.sub(r"^filter\[(\w+)\]$", r"\1", key).split("[")[0])
+
     def _ns(self, key: str) -> str | None:
-        base = key.split("[")[0]
+        base = re.sub(r"^filter\[(\w+)\]$", r"\1", key).split("[")[0]
         if base == "id":
             return self.path.rstrip("/").rsplit("/", 1)[-1]
         return SM_NAMESPACE.get(base)
@@ -689,6 +726,13 @@ class SalesManReplayer(Replayer):
     def step(self, index: int, ex: dict[str, Any]) -> Outcome:
         self.path = ex["request"]["path"]
         return super().step(index, ex)
+
+    def expected(self, body: Any) -> Any:
+        if isinstance(body, dict) and isinstance(body.get("error"), dict) and isinstance(body["error"].get("text"), str):
+            text = re.sub(r"\(clid = (\d+)\)", lambda m: f"(clid = {self.ids.get(('client', int(m.group(1))), m.group(1))})",
+                          body["error"]["text"])
+            return {**body, "error": {**body["error"], "text": text}}
+        return body
 
     def set_clock(self, ex: dict[str, Any]) -> None:
         stamp = ex["response"].get("date")
@@ -766,6 +810,12 @@ class SalesManReplayer(Replayer):
 
 REPLAYERS = {"vtiger-8.4": VtigerReplayer, "salesplatform-7.2": VtigerReplayer,
              "rukovoditel-3.6": RukovoditelReplayer, "salesman": SalesManReplayer}
+
+
+def accepted_deviations() -> set[tuple[str, str, str]]:
+    """(install, file stem, step label) of every row of the table in DEVIATIONS.md."""
+    text = (Path(__file__).parent / "DEVIATIONS.md").read_text(encoding="utf-8")
+    return {(m[1], m[2], m[3]) for m in re.finditer(r"^\| `([\w.-]+)/([\w-]+)` \| `([^`]+)` \|", text, re.M)}
 
 
 def fixture_files(root: Path) -> list[Path]:
