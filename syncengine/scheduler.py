@@ -193,8 +193,8 @@ class Daemon:
     def start(self) -> None:
         for job in self.jobs:
             if not (job.cron or job.every):
-                log.warning("job %s has neither cron nor every; it runs only with `syncengine run %s`",
-                            job.name, job.name)
+                log.warning("job %s has neither cron nor every, so the daemon leaves it alone; "
+                            "add one, or run it by hand: syncengine sync %s", job.name, job.name)
                 continue
             self.scheduler.add_job(self.run_job, trigger_for(job), args=[job], id=job.name, name=job.name)
             self.metrics.set("syncengine_job_running", 0, job=job.name)
