@@ -270,17 +270,13 @@ def demo(folder: str | None, records: int, keep_running: bool) -> None:
                       f"({sum(result.pulled.requests.values())} API requests):")
         console.print(table)
         synced = result.synced
-        if synced is not None:
-            written = synced.written
-            links = sum(1 for a in synced.plan.actions if a.op == "link" and a.left_id and a.right_id
-                        and not a.link_id)
-            console.print(f"[bold]3. Synced[/bold] vtiger Contacts ↔ Alfa customers (mappings/contacts.toml): "
-                          f"{links} matched by e-mail and linked, "
-                          f"{written.get('alfa', {}).get('create', 0)} created in Alfa CRM, "
-                          f"{written.get('vt', {}).get('create', 0)} created in vtiger"
-                          + ("" if synced.ok else " [red](with errors: see `syncengine status`)[/red]") + ".")
-        else:
-            console.print("[bold]3. Sync[/bold] is not part of this build; the mirror holds both CRMs.")
+        written = synced.written
+        links = sum(1 for a in synced.plan.actions if a.op == "link" and not a.link_id)
+        console.print(f"[bold]3. Synced[/bold] vtiger Contacts ↔ Alfa customers (mappings/contacts.toml): "
+                      f"{links} matched by e-mail and linked, "
+                      f"{written.get('alfa', {}).get('create', 0)} created in Alfa CRM, "
+                      f"{written.get('vt', {}).get('create', 0)} created in vtiger"
+                      + ("" if synced.ok else " [red](with errors: see `syncengine status`)[/red]") + ".")
         console.print(f"\n[bold]The mirror[/bold] is an ordinary SQLite file: {result.mirror_path}")
         console.print(f"config: {result.config.path}   (syncengine --config {result.config.path} status)")
         console.print(f"\n[bold]Try these queries[/bold] (sqlite3 {result.mirror_path}, or any SQL tool):")

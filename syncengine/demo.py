@@ -17,6 +17,7 @@ from . import emulators
 from .config import Config, load_config
 from .errors import UsageError
 from .pull import PullResult, pull
+from .sync import SyncResult, run_sync
 
 MAPPING = Path(__file__).resolve().parent.parent / "mappings" / "contacts.toml"
 SHARED = 3  # contacts present in both CRMs already: the sync links them instead of copying
@@ -43,7 +44,7 @@ class DemoResult:
     mirror_path: Path
     urls: dict[str, str]
     pulled: PullResult
-    synced: Any = None                       # SyncResult, when the sync engine is installed
+    synced: SyncResult | None = None
     shared: list[str] = field(default_factory=list)  # e-mails present in both CRMs at the start
     servers: list[Any] = field(default_factory=list)
 
@@ -118,13 +119,7 @@ def run_demo(folder: Path | None = None, records: int = 40) -> DemoResult:
         pulled = pull(config)
         result = DemoResult(folder, config, folder / "mirror.db", {"vt": vt.url, "alfa": alfa.url}, pulled,
                             shared=shared, servers=[vt, alfa])
-        try:
-            from .sync import run_sync
-        except ModuleNotFoundError as exc:  # a build without the sync engine still demonstrates pull
-            if exc.name != f"{__package__}.sync":
-                raise
-        else:
-            result.synced = run_sync(config, ["contacts"], pull_first=True)
+        result.synced = run_sync(config, ["contacts"], pull_first=False)  # both sides were just pulled
         return result
     finally:
         if result is None:

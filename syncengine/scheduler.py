@@ -16,7 +16,6 @@ A stop request (SIGTERM, SIGINT) lets the current batch commit, then the run end
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import os
 import socket
@@ -26,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
@@ -283,14 +282,14 @@ class Daemon:
         from .pull import pull
 
         result = pull(self.config, targets, mirror=self.mirror, job=job.name,
-                      **_supported(pull, should_stop=self.stopping.is_set))
+                      should_stop=self.stopping.is_set)
         for e in result.entities:
             for change in ("created", "updated", "deleted", "unchanged"):
                 count = getattr(e, change)
                 outcome.pulled[change] = outcome.pulled.get(change, 0) + count
                 self.metrics.inc("syncengine_records_pulled_total", count, system=e.system,
                                  entity=e.entity, change=change)
-        self._count_http(result.requests, getattr(result, "errors", {}))
+        self._count_http(result.requests, result.errors)
         if not result.ok:  # an entity that could not be read fails the run; a refused sweep warns
             failed = any(e.status == "failed" for e in result.entities)
             outcome.status = "failed" if failed else "warning"
@@ -298,22 +297,16 @@ class Daemon:
                                       if e.status != "ok")
 
     def _sync(self, job: Job, outcome: JobOutcome) -> None:
-        try:
-            from .sync import run_sync
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.sync":
-                raise
-            log.warning("job %s: mappings %s not synced: this installation has no sync engine yet",
-                        job.name, ", ".join(job.mappings))
-            return
-        result = run_sync(self.config, job.mappings, **_supported(  # the job's pull read both sides
-            run_sync, mirror=self.mirror, job=job.name, should_stop=self.stopping.is_set, pull_first=False))
-        for op, count in _written(result).items():
-            outcome.written[op] = outcome.written.get(op, 0) + count
-        for system, op, count in _written_by_system(result):
-            self.metrics.inc("syncengine_records_written_total", count, system=system, op=op)
-        self._count_http(getattr(result, "requests", {}) or {}, getattr(result, "errors", {}) or {})
-        if getattr(result, "ok", True) is False and outcome.status == "ok":
+        from .sync import run_sync
+
+        result = run_sync(self.config, job.mappings, mirror=self.mirror, job=job.name,
+                          should_stop=self.stopping.is_set, pull_first=False)  # the job's pull read both sides
+        for system, ops in result.written.items():
+            for op, count in ops.items():
+                outcome.written[op] = outcome.written.get(op, 0) + count
+                self.metrics.inc("syncengine_records_written_total", count, system=system, op=op)
+        self._count_http(result.requests, {})
+        if not result.ok and outcome.status == "ok":
             outcome.status = "warning"
 
     def _count_http(self, requests: dict[str, int], errors: dict[str, dict[str, int]]) -> None:
@@ -357,31 +350,6 @@ def pull_targets(config: Config, job: Job) -> list[str]:
                 covered.add((ref.system, ref.entity))
                 targets.append(str(ref))
     return targets
-
-
-def _supported(func: Callable[..., Any], **options: Any) -> dict[str, Any]:
-    """The keyword options FUNC accepts (the sync engine and the stop hook land separately)."""
-    params = inspect.signature(func).parameters
-    return {k: v for k, v in options.items() if k in params}
-
-
-def _written(result: Any) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for _, op, count in _written_by_system(result):
-        totals[op] = totals.get(op, 0) + count
-    return totals
-
-
-def _written_by_system(result: Any) -> list[tuple[str, str, int]]:
-    """(system, op, count) from a sync result: ``written`` as {system: {op: n}} or {op: n}."""
-    written = getattr(result, "written", None) or {}
-    rows = []
-    for key, value in written.items():
-        if isinstance(value, dict):
-            rows += [(key, op, int(n)) for op, n in value.items()]
-        else:
-            rows.append(("", key, int(value)))
-    return rows
 
 
 def _summary(counts: dict[str, int]) -> str:
