@@ -352,7 +352,7 @@ def _apply_state_actions(mirror: Mirror, plan: Plan) -> None:
         return
     with mirror.engine.begin() as conn:
         links = {}
-        for row in conn.execute(sa.select(L).where(L.c.mapping.in_({a.mapping for a in actions}))):
+        for row in conn.execute(sa.select(L).where(L.c.mapping.in_(sorted({a.mapping for a in actions})))):
             links[(row.mapping, "left", row.left_id)] = links[(row.mapping, "right", row.right_id)] = row
         inserts, shadows, states, closes = [], [], [], []
         for a in actions:
