@@ -105,7 +105,7 @@ class Translator:
             if not fm.synced:
                 continue
             if fm.template is not None:
-                out[name] = self._render(fm, record) if side == fm.source else self._value(fm, side, record)
+                out[name] = self.render(fm, record) if side == fm.source else self._value(fm, side, record)
             else:
                 out[name] = self._value(fm, side, record)
         return out
@@ -163,7 +163,7 @@ class Translator:
         own = [f for f in (fm.formats.get(side), described.format if described else None) if f]
         return (*own, *defaults)
 
-    def _render(self, fm: FieldMap, record: dict[str, Any]) -> Any:
+    def render(self, fm: FieldMap, record: dict[str, Any]) -> Any:
         values = {k: html.unescape(v) if isinstance(v, str) else ("" if v is None else v)
                   for k, v in record.items()}
         text = string.Formatter().vformat(fm.template, (), _Blank(values)).strip()
