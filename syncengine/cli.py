@@ -461,13 +461,12 @@ def _typed(value: str, default: Any) -> Any:
     return value
 
 
-# Commands of the later stages register themselves on `main` (they import it from here).
-for _module in ("cli_sync", "cli_ops"):
-    try:
-        __import__(f"{__package__}.{_module}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"{__package__}.{_module}":
-            raise
+# The commands of the later stages register themselves on `main`.
+from . import cli_ops, cli_sync  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # `python -m syncengine.cli` runs this file as __main__; the stage modules registered their
+    # commands on the importable copy, so run that one.
+    from syncengine.cli import main as _main
+
+    _main()
