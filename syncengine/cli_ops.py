@@ -178,10 +178,11 @@ def migrate(config: Config, source: str, target: str, mapping_file: str | None, 
                 reads[key] = progress.add_task(key, total=None)
             progress.update(reads[key], completed=done)
 
-        def write(done: int, total: int) -> None:
-            if "write" not in reads:
-                reads["write"] = progress.add_task(f"writing {dst}", total=total)
-            progress.update(reads["write"], completed=done, total=total)
+        def write(target: str, done: int, total: int) -> None:
+            key = f"writing {target}"
+            if key not in reads:
+                reads[key] = progress.add_task(key, total=total)
+            progress.update(reads[key], completed=done, total=total)
 
         try:
             report = run_migrate(config, src, dst, mapping_file=mapping_file, dry_run=dry_run, workers=workers,

@@ -34,7 +34,7 @@ from .plan import Plan, make_plan
 from .pull import Progress, pull
 from .push import DEFAULT_WORKERS, Pusher, apply_plan
 
-WriteProgress = Callable[[int, int], None]  # (writes finished, writes planned)
+WriteProgress = Callable[[str, int, int], None]  # (target, writes finished, writes planned)
 
 OUTCOMES = ("copied", "updated", "matched", "skipped", "failed", "pending")
 
@@ -172,15 +172,16 @@ def migrate(config: Config, source: SideRef, target: SideRef, *, mapping_file: s
                 report.recovered = pusher.recover()
             finally:
                 pusher.close()
-        plan = make_plan(mirror, prepared)
-        states: dict[str, tuple[str, str | None]] = {}
-        if not dry_run and plan.writes():
-            with _watch_outbox(mirror, plan, write_progress):
-                result = apply_plan(config, plan, mirror=mirror, workers=workers, check=False,
-                                    prepared=prepared, should_stop=should_stop)
-            report.stopped = result.skipped > 0 and bool(should_stop and should_stop())
-            states = _outbox_states(mirror, plan.id)
-        for mapping, _ in prepared:
+        for mapping, schemas in prepared:  # one at a time: a contact's account is linked before it is planned
+            plan = make_plan(mirror, [(mapping, schemas)])
+            states: dict[str, tuple[str, str | None]] = {}
+            if not dry_run and plan.writes() and not report.stopped:
+                label = str(mapping.side(other(sources[mapping.name])))
+                with _watch_outbox(mirror, plan, label, write_progress):
+                    result = apply_plan(config, plan, mirror=mirror, workers=workers, check=False,
+                                        prepared=prepared, should_stop=should_stop)
+                report.stopped = result.skipped > 0 and bool(should_stop and should_stop())
+                states = _outbox_states(mirror, plan.id)
             _outcomes(report, mirror, mapping, sources[mapping.name], plan, states, linked_before[mapping.name])
     except BaseException as exc:
         error = str(exc) or type(exc).__name__
@@ -211,15 +212,15 @@ def _outbox_states(mirror: Mirror, plan_id: str) -> dict[str, tuple[str, str | N
 class _watch_outbox:
     """Report the plan's finished writes to WRITE_PROGRESS from a thread while it is applied."""
 
-    def __init__(self, mirror: Mirror, plan: Plan, callback: WriteProgress | None):
-        self.mirror, self.plan, self.callback = mirror, plan, callback
+    def __init__(self, mirror: Mirror, plan: Plan, label: str, callback: WriteProgress | None):
+        self.mirror, self.plan, self.label, self.callback = mirror, plan, label, callback
         self.total = len(plan.writes())
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._poll, daemon=True, name="migrate-progress")
 
     def __enter__(self) -> "_watch_outbox":
         if self.callback:
-            self.callback(0, self.total)
+            self.callback(self.label, 0, self.total)
             self.thread.start()
         return self
 
@@ -237,7 +238,7 @@ class _watch_outbox:
         with self.mirror.engine.connect() as conn:
             finished = conn.execute(sa.select(sa.func.count()).select_from(OutboxRow).where(
                 OutboxRow.plan_id == self.plan.id, OutboxRow.state.in_(("done", "failed")))).scalar_one()
-        self.callback(finished, self.total)
+        self.callback(self.label, finished, self.total)
 
 
 def _outcomes(report: MigrationReport, mirror: Mirror, mapping: Mapping, source: str, plan: Plan,

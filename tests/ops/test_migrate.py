@@ -97,3 +97,62 @@ def test_migration_killed_at_random_points_copies_every_record_once(emulator, wr
     assert len(plans_with_writes) >= 2, f"seed {seed}: no kill landed between two writes"
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["ok"] and report["mappings"][0]["failed"] == 0
+
+
+ACCOUNTS = '''
+left = "old:Accounts"
+right = "new:Accounts"
+match_on = ["name"]
+
+[fields]
+name = { left = "accountname", right = "accountname" }
+city = { left = "bill_city", right = "bill_city" }
+owner = { right = "assigned_user_id", const = "19x1" }
+'''
+
+CONTACTS_WITH_ACCOUNT = '''
+left = "old:Contacts"
+right = "new:Contacts"
+match_on = ["email"]
+
+[fields]
+lastname = { left = "lastname", right = "lastname" }
+email = { left = "email", right = "email", normalize = "email" }
+account = { left = "account_id", right = "account_id", ref = "accounts" }
+owner = { right = "assigned_user_id", const = "19x1" }
+'''
+
+
+def test_migration_copies_what_records_refer_to_first(emulator, write_config, tmp_path, syncengine_cmd):
+    old = emulator("vtiger", records=30)
+    new = emulator("vtiger", records=0, accounts=0)
+    (tmp_path / "mappings").mkdir()
+    (tmp_path / "mappings" / "accounts.toml").write_text(ACCOUNTS, encoding="utf-8")
+    (tmp_path / "mappings" / "contacts.toml").write_text(CONTACTS_WITH_ACCOUNT, encoding="utf-8")
+    db = tmp_path / "mirror.db"
+    path = write_config(f"sqlite:///{db}", systems={
+        name: {"kind": "vtiger", "url": server.url, "username": "admin", "access_key": "emulator"}
+        for name, server in (("old", old), ("new", new))})
+    done = subprocess.run([*syncengine_cmd, "--config", str(path), "migrate", "--from", "old:Contacts",
+                           "--to", "new:Contacts", "--json", "--report", str(tmp_path / "report")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert [m["mapping"] for m in summary["mappings"]] == ["accounts", "contacts"]
+    assert [m["copied"] for m in summary["mappings"]] == [3, 30]
+
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        copy_of = dict(conn.execute(sa.text("SELECT left_id, right_id FROM links WHERE mapping = 'contacts'")).all())
+    engine.dispose()
+    old_contacts, new_contacts = old.app.live_records("Contacts"), new.app.live_records("Contacts")
+    old_accounts, new_accounts = old.app.live_records("Accounts"), new.app.live_records("Accounts")
+    with_account = 0
+    for rid, contact in old_contacts.items():
+        copy = new_contacts[copy_of[rid]]
+        if contact["account_id"]:
+            with_account += 1
+            assert new_accounts[copy["account_id"]]["accountname"] == old_accounts[contact["account_id"]]["accountname"]
+        else:
+            assert not copy["account_id"]
+    assert with_account > 10
