@@ -213,9 +213,6 @@ class Daemon:
     def healthy(self) -> bool:
         return self.scheduler.running and not self.stopping.is_set()
 
-    def next_runs(self) -> dict[str, datetime | None]:
-        return {j.id: j.next_run_time for j in self.scheduler.get_jobs()}
-
     def run_job(self, job: Job, *, scheduled: bool = True) -> JobOutcome:
         """Run JOB once here unless another daemon holds it or already ran this occurrence."""
         if self.stopping.is_set():
