@@ -181,16 +181,16 @@ class AlfaCrmConnector(Connector):
         status = response.status_code
         if status == 401:
             raise _TokenRefused(_message(response), system=self.name)
-        if status == 422:  # a Yii validation list instead of the documented success:false
-            raise _refused(json_body(response)).for_system(self.name)
-        body = json_body(response, self.name)
         if status == 403:
             raise _AccessDenied(f"access denied ({_message(response)}); give the API user the v2api "
                                 "role and access to this section", system=self.name)
         if status == 404:
             raise NotFound(_message(response), system=self.name)
-        if status >= 400:
+        if status == 422:  # a Yii validation list instead of the documented success:false
+            raise _refused(json_body(response, self.name)).for_system(self.name)
+        if 400 <= status < 500:
             raise ProtocolError(f"HTTP {status}: {_message(response)}", system=self.name)
+        body = json_body(response, self.name)  # 5xx and unreadable JSON are transient
         if not isinstance(body, dict):
             raise ProtocolError("the answer is not a JSON object; is url the Alfa CRM account's address?",
                                 system=self.name)
@@ -451,7 +451,7 @@ class AlfaCrmConnector(Connector):
     # -- writes ------------------------------------------------------------------------------
     def create(self, entity: str, values: dict[str, Any]) -> dict[str, Any]:
         """Create a row; customers get the CRM's mandatory defaults (this branch, a client, a person)."""
-        model = _model(entity, self.name)
+        model = _writable(entity, self.name)
         payload = _outgoing(values)
         if entity == "customer":
             payload = {"branch_ids": [self.branch], "is_study": 1, "legal_type": 1, **payload}
@@ -460,7 +460,7 @@ class AlfaCrmConnector(Connector):
         return _record(model, self._written(body, entity, "create"))
 
     def update(self, entity: str, remote_id: str, values: dict[str, Any]) -> dict[str, Any]:
-        model = _model(entity, self.name)
+        model = _writable(entity, self.name)
         try:
             body = self._call(f"{self.branch}/{entity}/update", _outgoing(values), {"id": remote_id})
         except NotFound:
@@ -469,7 +469,7 @@ class AlfaCrmConnector(Connector):
 
     def delete(self, entity: str, remote_id: str) -> None:
         """Delete a row; Alfa may archive customers and groups instead (they then read as archived)."""
-        _model(entity, self.name)
+        _writable(entity, self.name)
         try:
             self._written(self._call(f"{self.branch}/{entity}/delete", {}, {"id": remote_id}), entity, "delete")
         except NotFound:
@@ -516,6 +516,12 @@ def _model(entity: str, system: str) -> Model:
     if entity not in MODELS:
         raise Unsupported(f"unknown Alfa CRM entity {entity!r}; known: {', '.join(MODELS)}", system=system)
     return MODELS[entity]
+
+
+def _writable(entity: str, system: str) -> Model:
+    if entity == "log":
+        raise Unsupported("the Log is read-only", system=system)
+    return _model(entity, system)
 
 
 def _field(spec: str, entity: str) -> Field:

@@ -432,8 +432,9 @@ class AlfaApp(EmulatorApp):
         self._log(spec.cls, row["id"], EVENT_CREATE, [], {k: v for k, v in row.items() if k != "id"}, user_id)
         return row
 
-    def change(self, model: str, row_id: int, values: dict[str, Any], user_id: int = UI_USER_ID) -> dict[str, Any]:
-        """Partial update; logs only the attributes that changed."""
+    def change(self, model: str, row_id: int, values: dict[str, Any], user_id: int = UI_USER_ID, *,
+               logged: bool = True) -> dict[str, Any]:
+        """Partial update; logs only the attributes that changed (LOGGED=False: a Log blind spot)."""
         spec = MODELS[model]
         row = self.tables[model][row_id]
         new = _clean(spec, values, creating=False)
@@ -442,7 +443,8 @@ class AlfaApp(EmulatorApp):
             self._unindex(model, row)
             row.update(new)
             self._store(model, row)
-            self._log(spec.cls, row_id, EVENT_UPDATE, old, {k: row[k] for k in old}, user_id)
+            if logged:
+                self._log(spec.cls, row_id, EVENT_UPDATE, old, {k: row[k] for k in old}, user_id)
         return row
 
     def remove(self, model: str, row_id: int, user_id: int = UI_USER_ID) -> None:
@@ -479,8 +481,9 @@ class AlfaApp(EmulatorApp):
     def control_create(self, model: str, values: dict[str, Any]) -> dict[str, Any]:
         return self.insert(model, values)
 
-    def control_edit(self, model: str, id: int, values: dict[str, Any]) -> dict[str, Any]:
-        return self.change(model, int(id), values)
+    def control_edit(self, model: str, id: int, values: dict[str, Any], logged: bool = True) -> dict[str, Any]:
+        """Edit a row as a UI user; ``logged=False`` as an import or bulk action the Log misses."""
+        return self.change(model, int(id), values, logged=logged)
 
     def control_delete(self, model: str, id: int) -> None:
         """A hard delete, as an admin purging a row: the row is gone, the Log keeps the event."""

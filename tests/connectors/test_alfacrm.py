@@ -195,3 +195,14 @@ def test_between_scans_only_logged_changes_are_read(emulator, write_config, sqli
     assert server.stats_json()["requests"] == {"auth/login": 1, "branch/index": 1, "log/index": 1,
                                                "customer/index": 1}
     assert Mirror(config.mirror_url).records("alfa", "customer")[str(created["id"])]["name"] == "Новиков Новый"
+
+
+def test_a_due_sweep_rereads_rows_the_log_missed(emulator, write_config, sqlite_url):
+    server = start(emulator, 200)
+    config = pull_config(server, write_config, sqlite_url)
+    assert pull(config).ok
+    server.app.control_edit("customer", 8, {"note": "импорт"}, logged=False)
+    assert pull(config).entity("alfa", "customer").updated == 0  # the Log is silent
+    swept = pull(pull_config(server, write_config, sqlite_url, sweep_every="0s")).entity("alfa", "customer")
+    assert swept.swept and swept.updated == 1
+    assert Mirror(config.mirror_url).records("alfa", "customer") == expected(server)
