@@ -172,7 +172,7 @@ class _EntityPuller:
         cursor = None if self.full or rescan else state.cursor
         listed: set[str] = set()
         scanned, batches, read, redescribed = True, 0, 0, False
-        for batch in prefetch(self.connector.read_changes(entity, cursor)):
+        for batch in coalesce(prefetch(self.connector.read_changes(entity, cursor))):
             batches += 1
             if not redescribed and self._has_new_fields(schema, batch):
                 redescribed = True
@@ -247,6 +247,31 @@ class _EntityPuller:
 
 
 T = TypeVar("T")
+COALESCE = 500  # records; pages without a cursor of their own are written together, in fewer commits
+
+
+def coalesce(batches: Iterator[ChangeBatch], size: int = COALESCE) -> Iterator[ChangeBatch]:
+    """Join consecutive small batches that carry no cursor (e.g. the pages of a scan).
+
+    A batch with a cursor closes the group it joins, so every cursor still commits with exactly
+    the records before it; scan and non-scan batches are never mixed.
+    """
+    group: ChangeBatch | None = None
+    for batch in batches:
+        if group is not None and group.scan != batch.scan:
+            yield group
+            group = None
+        if group is None:
+            group = ChangeBatch(list(batch.records), list(batch.deleted), batch.cursor, batch.scan)
+        else:
+            group.records += batch.records
+            group.deleted += batch.deleted
+            group.cursor = batch.cursor
+        if group.cursor is not None or len(group.records) >= size:
+            yield group
+            group = None
+    if group is not None:
+        yield group
 
 
 def prefetch(pages: Iterator[T], depth: int = 2) -> Iterator[T]:

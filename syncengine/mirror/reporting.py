@@ -67,23 +67,28 @@ class RowConverter:
 
     def __init__(self, schema: EntitySchema):
         zone = ZoneInfo(schema.timezone) if schema.timezone not in ("UTC", "") else None
-        self.fields = [(f.name, _converter(f, zone)) for f in columns_for(schema)]
+        # (name, converter); text fields keep a str as it is without a call (the common case)
+        self.fields = [(f.name, None if _SQL_TYPES.get(f.type) is None else _converter(f, zone))
+                       for f in columns_for(schema)]
         self.columns = ["id", *(name for name, _ in self.fields), "_deleted", "_synced_at"]
 
     def __call__(self, remote_id: str, record: dict[str, Any], synced_at: datetime,
                  deleted: int = 0) -> tuple[Any, ...]:
         row: list[Any] = [remote_id]
-        get = record.get
+        append, get = row.append, record.get
         for name, convert in self.fields:
             value = get(name)
             if value is None or value == "":
-                row.append(None)
-                continue
-            try:
-                row.append(convert(value))
-            except (TypeError, ValueError, OverflowError):
-                row.append(None)
-        row += (deleted, synced_at)
+                append(None)
+            elif convert is None:
+                append(value if value.__class__ is str else _text(value))
+            else:
+                try:
+                    append(convert(value))
+                except (TypeError, ValueError, OverflowError):
+                    append(None)
+        append(deleted)
+        append(synced_at)
         return tuple(row)
 
 

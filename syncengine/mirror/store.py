@@ -229,13 +229,14 @@ class EntityWriter:
                 conn.execute(sa.delete(ChangeHintRow).where(ChangeHintRow.id.in_(hint_ids)))
         return counts
 
-    def _existing(self, conn: sa.Connection, ids: list[str]) -> dict[str, tuple[int, str, datetime | None]]:
-        found: dict[str, tuple[int, str, datetime | None]] = {}
+    def _existing(self, conn: sa.Connection, ids: list[str]) -> dict[str, tuple[int, str, Any]]:
+        """``{remote_id: (row id, hash, deleted_at)}`` of the ids already in the mirror."""
+        found: dict[str, tuple[int, str, Any]] = {}
         for chunk in chunks(ids):
-            for pk, rid, digest, deleted_at in conn.execute(
-                    sa.select(R.c.id, R.c.remote_id, R.c.hash, R.c.deleted_at).where(
-                        R.c.system == self.system, R.c.entity == self.entity, R.c.remote_id.in_(chunk))):
-                found[rid] = (pk, digest, deleted_at)
+            sql = self._sql("SELECT remote_id, id, hash, deleted_at FROM records WHERE system = ? AND entity = ? "
+                            f"AND remote_id IN ({', '.join('?' * len(chunk))})")
+            for rid, *rest in conn.exec_driver_sql(sql, (self.system, self.entity, *chunk)):
+                found[rid] = tuple(rest)
         return found
 
     def _mark_deleted(self, conn: sa.Connection, ids: list[str], now: datetime) -> int:
