@@ -50,16 +50,24 @@ class AuthError(ConnectorError):
 
 
 class TransientError(ConnectorError):
-    """5xx, timeout, dropped connection, broken JSON: worth retrying."""
+    """5xx, timeout, dropped connection, broken JSON: worth retrying.
+
+    ``request_sent=False`` means the server certainly did not act on the request (the connection
+    was never made, or it answered 429): only then may a non-idempotent write be sent again.
+    """
 
     retriable = True
+
+    def __init__(self, message: str, *, system: str | None = None, request_sent: bool = True):
+        super().__init__(message, system=system)
+        self.request_sent = request_sent
 
 
 class RateLimited(TransientError):
     """The server asked us to slow down; ``retry_after`` seconds if it said so."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, system: str | None = None):
-        super().__init__(message, system=system)
+        super().__init__(message, system=system, request_sent=False)
         self.retry_after = retry_after
 
 

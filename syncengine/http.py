@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 import orjson
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from .errors import RateLimited, TransientError
 
@@ -103,10 +104,19 @@ class HttpClient:
         return sum(self.counts.values())
 
     def request(self, method: str, url: str, *, op: str, parse: Callable[[requests.Response], T],
-                retry: bool = True, **kwargs: Any) -> T:
-        """Send one logical request; retried on transient failures unless ``retry=False``."""
+                retry: bool = True, idempotent: bool = True, **kwargs: Any) -> T:
+        """Send one logical request; retried on transient failures unless ``retry=False``.
+
+        A non-idempotent request (a create) is retried only when the server certainly did not
+        act on it; otherwise its TransientError reaches the caller, whose outbox finds out later
+        whether the write happened — a blind retry could create the record twice.
+        """
         attempts = self.retries + 1 if retry else 1
-        retrying = Retrying(retry=retry_if_exception_type(TransientError),
+
+        def retriable(exc: BaseException) -> bool:
+            return isinstance(exc, TransientError) and (idempotent or not exc.request_sent)
+
+        retrying = Retrying(retry=retry_if_exception(retriable),
                             stop=stop_after_attempt(attempts), wait=self._wait, reraise=True,
                             before_sleep=self._log_retry)
         for attempt in retrying:
@@ -128,7 +138,8 @@ class HttpClient:
         except requests.Timeout:
             error: Exception = TransientError(f"no answer within {self.timeout:g}s ({op})", system=self.system)
         except requests.ConnectionError as exc:
-            error = TransientError(f"cannot reach {_origin(url)} ({_reason(exc)})", system=self.system)
+            error = TransientError(f"cannot reach {_origin(url)} ({_reason(exc)})", system=self.system,
+                                   request_sent=not _never_connected(exc))
         except TransientError as exc:
             error = exc.for_system(self.system)
         with self._count_lock:
@@ -171,6 +182,14 @@ def _retry_after(response: requests.Response) -> float | None:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when no byte of the request can have reached the server."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
 def _reason(exc: requests.ConnectionError) -> str:

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from .config import Config
 from .connectors import Connector, EntitySchema, connect
-from .errors import ConnectorError, NotFound, UsageError
+from .errors import ConnectorError, NotFound, TransientError, UsageError
 from .mapping import Mapping, TranslationError, Translator, other, prepare
 from .mirror import EntityWriter, Mirror
 from .mirror.models import ConflictRow, LinkRow, OutboxRow, ParkedRow, RunRow, utcnow
@@ -148,6 +148,12 @@ class Pusher:
             else:
                 connector.delete(entity, row["remote_id"])
                 record = None
+        except TransientError as exc:
+            if op == "create":  # it may have happened: stays SENT, the next run looks it up first
+                self.failed(row, exc, result, state="sent")
+            else:
+                self.failed(row, exc, result)
+            return
         except ConnectorError as exc:
             self.failed(row, exc, result)
             return
@@ -194,11 +200,13 @@ class Pusher:
                     sa.or_(sa.and_(ParkedRow.side == side, ParkedRow.remote_id == remote_id),
                            sa.and_(ParkedRow.side == other(side), ParkedRow.remote_id == ids[other(side)]))))
 
-    def failed(self, row: dict[str, Any], exc: ConnectorError, result: ApplyResult) -> None:
+    def failed(self, row: dict[str, Any], exc: ConnectorError, result: ApplyResult, *,
+               state: str = "failed") -> None:
+        """Park the record with its error; ``state="sent"`` when the write may have happened."""
         what = f"{row['op']} of {row['system']}:{row['entity']} {row['remote_id'] or ''}".strip()
-        message = f"{what}: {exc}"
+        message = f"{what}: {exc}" + ("; whether it happened is checked on the next run" if state == "sent" else "")
         log.warning("%s", message)
-        self._set_state(row["id"], "failed", error=str(exc))
+        self._set_state(row["id"], state, error=str(exc))
         side = row["side"] if row["op"] != "create" else other(row["side"])
         rid = row["remote_id"] if row["op"] != "create" else row[f"{side}_id"]
         with self.lock:

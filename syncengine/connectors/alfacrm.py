@@ -168,7 +168,7 @@ class AlfaCrmConnector(Connector):
             token = self._current_token()
             try:
                 return self.http.request("POST", f"{self.base}/{path}", op=op, parse=parse or self._parse,
-                                         json=body or {}, params=query,
+                                         idempotent=not path.endswith("/create"), json=body or {}, params=query,
                                          headers={TOKEN_HEADER: token, "Accept": "application/json"})
             except _TokenRefused as exc:
                 self._drop_token(token)

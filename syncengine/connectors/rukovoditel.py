@@ -468,7 +468,7 @@ class RukovoditelConnector(Connector):
                 "password": self.config["password"], "action": action, **(params or {})}
         try:
             return self.http.request(
-                "POST", self.endpoint + (f"?page={page}" if page else ""), op=action,
+                "POST", self.endpoint + (f"?page={page}" if page else ""), op=action, idempotent=action != "insert",
                 parse=lambda response: self._answer(response, action, what),
                 data=orjson.dumps(body), headers={"Content-Type": "application/json"})
         except _Blank:

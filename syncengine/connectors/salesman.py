@@ -164,11 +164,11 @@ class SalesManConnector(Connector):
 
     # -- transport ------------------------------------------------------------------------
     def _call(self, method: str, action: str, params: dict[str, Any] | None = None, *,
-              retry: bool = True) -> Any:
+              idempotent: bool = True) -> Any:
         body = {"login": self.config["login"], "apikey": self.config["api_key"], "action": action,
                 **(params or {})}
         return self.http.request(
-            "POST", f"{self.base}/developer/v2/{method}", op=f"{method}.{action}", retry=retry,
+            "POST", f"{self.base}/developer/v2/{method}", op=f"{method}.{action}", idempotent=idempotent,
             parse=lambda response: self._parse(response, method, action),
             data=orjson.dumps(body), headers={"Content-Type": "application/json"})
 
@@ -488,7 +488,7 @@ class SalesManConnector(Connector):
         elif entity == "task" and "iduser" in values:
             values["user"] = self._login_of(values.pop("iduser"))
         try:
-            reply = self._call(method, "add", values, retry=False)
+            reply = self._call(method, "add", values, idempotent=False)
         except _FatalAfterWrite:
             found = self.search("person", {"person": values["person"]})
             return max(found, key=lambda r: int(r["id"])) if found else {}

@@ -86,7 +86,7 @@ class VtigerConnector(Connector):
     def _raw(self, method: str, operation: str, params: dict[str, Any], *, retry: bool = True) -> Any:
         key = "params" if method == "GET" else "data"
         return self.http.request(method, self.endpoint, op=operation, parse=self._parse, retry=retry,
-                                 **{key: {"operation": operation, **params}})
+                                 idempotent=operation != "create", **{key: {"operation": operation, **params}})
 
     def _call(self, method: str, operation: str, params: dict[str, Any], *, retry: bool = True) -> Any:
         """A logged-in call; an expired session is renewed once, then the call is repeated."""

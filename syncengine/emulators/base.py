@@ -8,7 +8,8 @@ in front of every CRM request:
   expired sessions, and HTTP 429 with ``Retry-After`` above a request rate (:class:`Faults`);
 * ``GET /__emulator__/stats`` → ``{"requests": {"<operation>": n}, "total": n}``;
 * ``POST /__emulator__/faults`` (JSON fields of :class:`Faults`) to change faults at run time,
-  and ``POST /__emulator__/fail-next`` (``{"count": n, "operation": op}``) to fail on command;
+  and ``POST /__emulator__/fail-next`` (``{"count": n, "operation": op, "after": bool}``) to
+  fail on command;
 * ``POST /__emulator__/<action>`` (JSON body) → ``app.control(action, payload)``, the
   emulator-side way to edit, delete and restore records as a UI user would.
 
@@ -151,7 +152,7 @@ class EmulatorServer:
         self._stats_lock = threading.Lock()
         self._random = random.Random(self.faults.seed)
         self._window: list[float] = []  # request times in the last second, for rate_limit
-        self._fail_next: list[tuple[str | None, int]] = []  # (operation or None, count)
+        self._fail_next: list[tuple[str | None, int, bool]] = []  # (operation or None, count, after)
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -183,21 +184,26 @@ class EmulatorServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def fail_next(self, count: int = 1, operation: str | None = None) -> None:
-        """Answer the next COUNT requests (of OPERATION, or any) with the CRM's server error."""
-        with self._stats_lock:
-            self._fail_next.append((operation, count))
+    def fail_next(self, count: int = 1, operation: str | None = None, *, after: bool = False) -> None:
+        """Answer the next COUNT requests (of OPERATION, or any) with the CRM's server error.
 
-    def _take_failure(self, operation: str) -> bool:
+        ``after=True``: carry the request out first, then lose the answer (cut it in half), as a
+        proxy timing out on a write the CRM did commit.
+        """
         with self._stats_lock:
-            for i, (op, count) in enumerate(self._fail_next):
+            self._fail_next.append((operation, count, after))
+
+    def _take_failure(self, operation: str) -> bool | None:
+        """None: no failure due; else whether it comes after handling."""
+        with self._stats_lock:
+            for i, (op, count, after) in enumerate(self._fail_next):
                 if op is None or op == operation:
                     if count <= 1:
                         del self._fail_next[i]
                     else:
-                        self._fail_next[i] = (op, count - 1)
-                    return True
-        return False
+                        self._fail_next[i] = (op, count - 1, after)
+                    return after
+        return None
 
     def reset_stats(self) -> None:
         with self._stats_lock:
@@ -216,8 +222,13 @@ class EmulatorServer:
         operation = self.app.operation(request)
         with self._stats_lock:
             self.stats[operation] += 1
-        if self._take_failure(operation):
+        failure = self._take_failure(operation)
+        if failure is False:
             return self.app.fault_response()
+        if failure:
+            response = self.app.handle(request)
+            response.body = response.body[: len(response.body) // 2]
+            return response
         f = self.faults
         if f.latency:
             time.sleep(f.latency)
@@ -262,7 +273,8 @@ class EmulatorServer:
                 self.reset_stats()
                 return Response.json({"ok": True})
             if action == "fail-next":
-                self.fail_next(int(payload.get("count", 1)), payload.get("operation"))
+                self.fail_next(int(payload.get("count", 1)), payload.get("operation"),
+                               after=bool(payload.get("after", False)))
                 return Response.json({"ok": True})
             result = self.app.control(action, payload)
         except KeyError as exc:

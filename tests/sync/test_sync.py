@@ -219,3 +219,19 @@ def test_resolve_by_taking_a_side(small):
 
 def test_the_example_mapping_is_documented(pair):
     assert Path(pair.mapping_file()).read_text(encoding="utf-8").startswith("# vtiger Contacts")
+
+
+def test_a_create_whose_answer_is_lost_is_not_made_twice(small):
+    """The CRM commits the create but the answer never arrives (proxy timeout, broken body): the
+    create is not retried blindly; the next run finds the record by match_on and links it."""
+    small.vt_add(lastname="Потерянный", email="lost.answer@example.com")
+    small.alfa_server.fail_next(1, operation="customer/create", after=True)
+    first = run_sync(small.config)
+    assert not first.ok and "checked on the next run" in first.apply.failed[0]["error"]
+    made = [c for c in small.alfa_customers().values() if c["email"] == ["lost.answer@example.com"]]
+    assert len(made) == 1  # it did happen, once
+    second = run_sync(small.config)
+    assert second.ok and second.recovered == 1
+    made = [c for c in small.alfa_customers().values() if c["email"] == ["lost.answer@example.com"]]
+    assert len(made) == 1
+    assert run_sync(small.config).apply.writes == 0
