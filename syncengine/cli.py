@@ -347,7 +347,7 @@ def webhooks(config: Config, port: int, host: str) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        server.close()
+        server.stop()
 
 
 # -- db / emulate ------------------------------------------------------------------------

@@ -7,8 +7,10 @@ answers the exposition text.
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
+
+from .serving import BackgroundServer
 
 #: name -> (type, help). Every metric the daemon exports, in the order they are rendered.
 METRICS: dict[str, tuple[str, str]] = {
@@ -58,7 +60,8 @@ class Metrics:
                 lines.append(f"# TYPE {name} {kind}")
                 for labels, value in sorted(self._values[name].items()):
                     text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                    lines.append(f"{name}{{{text}}} {value:g}" if text else f"{name} {value:g}")
+                    number = _number(value)
+                    lines.append(f"{name}{{{text}}} {number}" if text else f"{name} {number}")
         return "\n".join(lines) + "\n"
 
 
@@ -66,36 +69,26 @@ def _labels(labels: dict[str, Any]) -> Labels:
     return tuple(sorted((k, str(v)) for k, v in labels.items()))
 
 
+def _number(value: float) -> str:
+    """Full precision (``:g`` would turn a Unix time into 1.79536e+09)."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-class MetricsServer:
+class MetricsServer(BackgroundServer):
     """``/healthz`` and ``/metrics`` on 127.0.0.1:PORT, in a background thread."""
+
+    thread_name = "metrics"
 
     def __init__(self, metrics: Metrics, port: int, healthy: Callable[[], bool] = lambda: True,
                  host: str = "127.0.0.1"):
         self.metrics = metrics
         self.healthy = healthy
-        self._httpd = ThreadingHTTPServer((host, port), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True, name="metrics")
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "MetricsServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(_handler(self), port=port, host=host)
 
 
 def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:

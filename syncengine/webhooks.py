@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
 from .config import Config
+from .serving import BackgroundServer
 
 log = logging.getLogger("syncengine.webhooks")
 
@@ -101,40 +102,14 @@ def _payload(content_type: str, body: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-class WebhookServer:
+class WebhookServer(BackgroundServer):
     """A :class:`WebhookReceiver` behind a threaded HTTP server; a context manager in tests."""
+
+    thread_name = "webhooks"
 
     def __init__(self, config: Config, port: int = 0, host: str = "127.0.0.1", sink: Sink | None = None):
         self.receiver = WebhookReceiver(config, sink)
-        self._httpd = ThreadingHTTPServer((host, port), _handler_for(self.receiver))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "WebhookServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True, name="webhooks")
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._httpd.serve_forever()
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self.close()
-
-    def close(self) -> None:
-        self._httpd.server_close()
-
-    def __enter__(self) -> "WebhookServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(_handler_for(self.receiver), port=port, host=host)
 
 
 def _handler_for(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:

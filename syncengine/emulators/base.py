@@ -25,9 +25,11 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field, fields
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from ..serving import BackgroundServer
 
 CONTROL_PREFIX = "/__emulator__/"
 
@@ -141,48 +143,20 @@ class EmulatorApp:
         raise NotImplementedError
 
 
-class EmulatorServer:
+class EmulatorServer(BackgroundServer):
     """Serve an :class:`EmulatorApp` on 127.0.0.1; usable as a context manager in tests."""
 
     def __init__(self, app: EmulatorApp, *, port: int = 0, host: str = "127.0.0.1",
                  faults: Faults | None = None):
         self.app = app
+        self.thread_name = f"emulator-{app.kind}"
         self.faults = faults or Faults()
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self._random = random.Random(self.faults.seed)
         self._window: list[float] = []  # request times in the last second, for rate_limit
         self._fail_next: list[tuple[str | None, int, bool]] = []  # (operation or None, count, after)
-        self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "EmulatorServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
-                                        name=f"emulator-{self.app.kind}")
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._httpd.serve_forever()
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> "EmulatorServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(_handler_for(self), port=port, host=host)
 
     def fail_next(self, count: int = 1, operation: str | None = None, *, after: bool = False) -> None:
         """Answer the next COUNT requests (of OPERATION, or any) with the CRM's server error.

@@ -104,7 +104,7 @@ def test_kill_9_during_apply_never_duplicates_and_converges(pair):
             if code == -signal.SIGKILL and states and any(s != "done" for s in states):
                 interrupted += 1
 
-            if run % 2:  # resume the same plan …
+            if run % 2 and any(s != "done" for s in states):  # resume the same plan …
                 adopted += apply_plan(config, Plan.from_json(plan_file.read_bytes()), mirror=mirror).recovered
                 follow = run_sync(config, mirror=mirror)
             else:        # … or let the next sync settle it
@@ -120,8 +120,9 @@ def test_kill_9_during_apply_never_duplicates_and_converges(pair):
     finally:
         zygote.close()
     print(f"{interrupted} of {RUNS} kills landed inside apply; {adopted} interrupted creates found and adopted")
+    # Timing decides where each kill lands; a third inside apply keeps the test meaningful. (A
+    # create whose bookkeeping was lost is also forced deterministically in test_sync.py.)
     assert interrupted >= RUNS // 3, f"only {interrupted} kills landed inside apply"
-    assert adopted >= 1, "no kill landed between a create and its bookkeeping"
 
 
 def _vt_id(pair, email: str) -> str:
