@@ -614,7 +614,7 @@ class AlfaApp(EmulatorApp):
                 "branch_id": customer["branch_ids"][0], "customer_id": customer["id"], "pay_type_id": 1,
                 "pay_account_id": 1, "pay_item_id": 1, "document_date": day.isoformat(),
                 "income": f"{rnd.randint(5, 60) * 100}.00", "payer_name": customer["name"], "is_confirmed": 1})
-        for n in range(max(1, records // 10)):
+        for n in range(max(1, records // 10) if customers else 0):
             customer = rnd.choice(customers)
             self._seed_row("communication", {"type_id": 1, "class": "Customer", "related_id": customer["id"],
                                               "user_id": API_USER_ID, "added": customer["b_date"],
