@@ -18,11 +18,11 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 from .config import Config, parse_duration
 from .connectors import ChangeBatch, Connector, EntitySchema, connect
-from .errors import AuthError, ConnectorError, MassDeleteRefused
-from .mirror import Counts, EntityWriter, Mirror
+from .errors import AuthError, ConnectorError, MassDeleteRefused, Unsupported
+from .mirror import Counts, EntityWriter, Locks, Mirror
 from .mirror.models import utcnow
 
-log = logging.getLogger("syncengine.pull")
+log = logging.getLogger("syncengine.pull")  # outcomes go in PullResult: the CLI and the daemon report them
 
 SCHEMA_MAX_AGE = timedelta(hours=24)
 Progress = Callable[[str, str, int], None]  # (system, entity, records read so far)
@@ -144,21 +144,23 @@ class _EntityPuller:
         self.sweep_every = parse_duration(settings["sweep_every"])
         self.max_delete_share = float(settings["max_delete_share"])
         self.auth_failed = False
+        self.locks = Locks(mirror)
 
     def pull(self, entity: str) -> EntityResult:
         result = EntityResult(self.system, entity)
         try:
-            self._pull(entity, result)
+            with self.locks.hold(f"pull:{self.system}:{entity}", wait=True):  # one pull of it at a time
+                self._pull(entity, result)
         except MassDeleteRefused as exc:
             result.status, result.message = "refused", str(exc)
-            log.warning("%s", exc)
+            log.info("%s", exc)
         except AuthError as exc:
             result.status, result.message = "failed", str(exc)
             self.auth_failed = True
-            log.error("%s", exc)
+            log.info("%s", exc)
         except ConnectorError as exc:
             result.status, result.message = "failed", str(exc)
-            log.error("%s:%s: %s", self.system, entity, exc)
+            log.info("%s:%s: %s", self.system, entity, exc)
         return result
 
     def _pull(self, entity: str, result: EntityResult) -> None:
@@ -219,6 +221,13 @@ class _EntityPuller:
                     f"run `syncengine pull {self.system}:{entity} --allow-mass-delete`")
         unknown = sorted(listed - live) if fetch_unknown else []
         records = self.connector.fetch(entity, unknown) if unknown else []
+        if missing:  # a listing can skip a row that moved between pages: ask for each one again
+            try:
+                found = self.connector.fetch(entity, sorted(missing))
+            except Unsupported:
+                found = []
+            records += found
+            missing -= {str(r["id"]) for r in found}
         result.add(writer.apply(records, sorted(missing), swept=True))
         result.swept = True
 
@@ -263,7 +272,13 @@ def coalesce(batches: Iterator[ChangeBatch], size: int = COALESCE) -> Iterator[C
             group = None
         if group is None:
             group = ChangeBatch(list(batch.records), list(batch.deleted), batch.cursor, batch.scan)
-        else:
+        else:  # a later page wins over an earlier one for the same id
+            if batch.deleted:
+                gone = {str(d) for d in batch.deleted}
+                group.records = [r for r in group.records if str(r["id"]) not in gone]
+            if batch.records and group.deleted:
+                back = {str(r["id"]) for r in batch.records}
+                group.deleted = [d for d in group.deleted if str(d) not in back]
             group.records += batch.records
             group.deleted += batch.deleted
             group.cursor = batch.cursor

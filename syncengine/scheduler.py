@@ -15,17 +15,13 @@ A stop request (SIGTERM, SIGINT) lets the current batch commit, then the run end
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Iterator
 
 import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
@@ -36,7 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Config, Job
 from .metrics import Metrics
-from .mirror import Mirror
+from .mirror import Locks, Mirror
 from .mirror.models import RunRow
 
 log = logging.getLogger("syncengine.daemon")
@@ -78,87 +74,6 @@ def current_occurrence(trigger: BaseTrigger, now: datetime) -> tuple[datetime, t
     return now, timedelta(days=1)
 
 
-# -- locks -------------------------------------------------------------------------------------
-
-class JobLocks:
-    """One lock per job name, shared by every daemon on the same mirror."""
-
-    _memory: dict[str, threading.Lock] = {}
-    _memory_guard = threading.Lock()
-
-    def __init__(self, mirror: Mirror):
-        self.mirror = mirror
-        self.dialect = mirror.engine.dialect.name
-        self._namespace: str | None = None
-
-    @contextmanager
-    def hold(self, job: str) -> Iterator[bool]:
-        """Yield True with the lock held for the block, or False at once if someone holds it."""
-        if self.dialect == "postgresql":
-            with self._advisory(job) as got:
-                yield got
-        elif self.dialect == "sqlite" and self._sqlite_path():
-            with self._file(job) as got:
-                yield got
-        else:
-            with self._in_process(job) as got:
-                yield got
-
-    def key(self, job: str) -> int:
-        """A signed 64-bit advisory-lock key from the mirror's schema and the job name."""
-        digest = hashlib.blake2b(f"syncengine-job:{self._namespace}:{job}".encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big", signed=True)
-
-    @contextmanager
-    def _advisory(self, job: str) -> Iterator[bool]:
-        # AUTOCOMMIT: a session-level lock must not keep a transaction open for the whole run
-        with self.mirror.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            if self._namespace is None:
-                self._namespace = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
-            key = self.key(job)
-            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one()
-            try:
-                yield bool(got)
-            finally:
-                if got:
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-
-    def _sqlite_path(self) -> str | None:
-        database = self.mirror.engine.url.database
-        return database if database and database != ":memory:" and not database.startswith("file:") else None
-
-    @contextmanager
-    def _file(self, job: str) -> Iterator[bool]:
-        try:
-            import fcntl
-        except ImportError:  # Windows: one daemon per machine is all SQLite is meant for
-            with self._in_process(job) as got:
-                yield got
-            return
-        path = Path(f"{self._sqlite_path()}.{job}.lock")
-        with open(path, "a+") as handle:  # flock is per open file: two daemons in one process exclude too
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    @contextmanager
-    def _in_process(self, job: str) -> Iterator[bool]:
-        with self._memory_guard:
-            lock = self._memory.setdefault(f"{self.mirror.url}|{job}", threading.Lock())
-        got = lock.acquire(blocking=False)
-        try:
-            yield got
-        finally:
-            if got:
-                lock.release()
-
-
 # -- running a job -----------------------------------------------------------------------------
 
 @dataclass
@@ -181,7 +96,7 @@ class Daemon:
         self.config = config
         self.mirror = mirror or Mirror(config.mirror_url)
         self.metrics = metrics or Metrics()
-        self.locks = JobLocks(self.mirror)
+        self.locks = Locks(self.mirror)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.jobs = [config.job(j) for j in jobs] if jobs else list(config.jobs)
         self.stopping = threading.Event()
@@ -217,7 +132,7 @@ class Daemon:
         """Run JOB once here unless another daemon holds it or already ran this occurrence."""
         if self.stopping.is_set():
             return JobOutcome(job.name, "skipped", reason="stopping")
-        with self.locks.hold(job.name) as got:
+        with self.locks.hold(f"job:{job.name}") as got:
             if not got:
                 log.info("job %s: running in another daemon; skipped here", job.name)
                 return self._skipped(job, "locked")
@@ -292,6 +207,7 @@ class Daemon:
             outcome.status = "failed" if failed else "warning"
             outcome.error = "; ".join(f"{e.system}:{e.entity}: {e.message}" for e in result.entities
                                       if e.status != "ok")
+            log.warning("job %s: %s", job.name, outcome.error)
 
     def _sync(self, job: Job, outcome: JobOutcome) -> None:
         from .sync import run_sync

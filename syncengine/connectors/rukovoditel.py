@@ -464,6 +464,8 @@ class RukovoditelConnector(Connector):
     def _call(self, action: str, params: dict[str, Any] | None = None, *, page: int | None = None,
               what: str = "", probed: bool = False) -> dict[str, Any]:
         """One API call; secrets travel in the JSON body, only ``page`` in the URL (the API wants it there)."""
+        if action == "insert" and self._user is None:
+            self._login()  # an empty 500 on an insert must be a crash, never "log in and send it again"
         body = {"key": self.config["api_key"], "username": self.config["username"],
                 "password": self.config["password"], "action": action, **(params or {})}
         try:

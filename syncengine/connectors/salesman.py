@@ -489,9 +489,12 @@ class SalesManConnector(Connector):
             values["user"] = self._login_of(values.pop("iduser"))
         try:
             reply = self._call(method, "add", values, idempotent=False)
-        except _FatalAfterWrite:
-            found = self.search("person", {"person": values["person"]})
-            return max(found, key=lambda r: int(r["id"])) if found else {}
+        except _FatalAfterWrite as exc:
+            # The contact was probably stored before the fatal: leave it to the outbox, which looks
+            # it up by the mapping's match_on fields before creating it again.
+            raise TransientError(f"person.add: the CRM failed after the write ({exc}); "
+                                 "whether the contact was stored is checked on the next run",
+                                 system=self.name) from None
         new_id = reply.get("id") if entity == "lead" else reply.get("data")
         if not new_id:
             raise ValidationError(f"{method}.add stored nothing ({reply.get('result') or 'no reason given'})",

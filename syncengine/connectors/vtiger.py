@@ -41,6 +41,7 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 class VtigerConnector(Connector):
     kind = "vtiger"
+    sweep_reads_records = True  # sync misses other owners' edits; a due sweep re-reads by query
     default_timezone: ClassVar[str] = "UTC"
     select_star: ClassVar[bool] = True   # SalesPlatform crashes on any SELECT that includes `tags`
     settings = {
@@ -67,6 +68,7 @@ class VtigerConnector(Connector):
         self._login_info: dict[str, Any] = {}
         self._login_lock = threading.Lock()
         self._sync_works: bool | None = None
+        self._clock_offset = 0.0
         self._schemas: dict[str, EntitySchema] = {}
 
     # -- transport ---------------------------------------------------------------------------
@@ -115,18 +117,28 @@ class VtigerConnector(Connector):
 
     def _login(self) -> None:
         username = self.config["username"]
-        try:
-            token = self._raw("GET", "getchallenge", {"username": username})["token"]
-            key = hashlib.md5((token + self.config["access_key"]).encode()).hexdigest()
-            info = self._raw("POST", "login", {"username": username, "accessKey": key})
-        except _VtigerError as exc:
-            if exc.code in AUTH_ERRORS or exc.code == "ACCESS_DENIED":
-                raise AuthError(f"login refused for user {username!r} ({exc.code}: {exc.message}); "
-                                "check username and access_key (My Preferences → Access Key)",
-                                system=self.name) from None
-            raise self._typed(exc, "login") from None
+        for attempt in (1, 2):
+            try:
+                challenge = self._raw("GET", "getchallenge", {"username": username})
+                key = hashlib.md5((challenge["token"] + self.config["access_key"]).encode()).hexdigest()
+                info = self._raw("POST", "login", {"username": username, "accessKey": key})
+                break
+            except _VtigerError as exc:
+                if attempt == 1 and exc.code in ("INVALID_USER_CREDENTIALS", "INVALID_AUTH_TOKEN"):
+                    continue  # another process's getchallenge replaced our token (spec §2.2)
+                if exc.code in AUTH_ERRORS or exc.code == "ACCESS_DENIED":
+                    raise AuthError(f"login refused for user {username!r} ({exc.code}: {exc.message}); "
+                                    "check username and access_key (My Preferences → Access Key)",
+                                    system=self.name) from None
+                raise self._typed(exc, "login") from None
         self._session = info["sessionName"]
         self._login_info = info
+        self._clock_offset = float(challenge.get("serverTime") or time.time()) - time.time()
+
+    def _server_now(self) -> int:
+        """The server's clock (epoch), as getchallenge last told it."""
+        self._ensure_session()
+        return int(time.time() + self._clock_offset)
 
     def _typed(self, exc: "_VtigerError", operation: str) -> ConnectorError:
         if exc.code in AUTH_ERRORS:
@@ -181,7 +193,25 @@ class VtigerConnector(Connector):
             state = {}
         elif mode == "sync":
             self._sync_works = True
-        yield from (self._read_sync(entity, state) if mode == "sync" else self._read_query(entity, state))
+        if not state:
+            yield from self._scan(entity, mode)
+        elif mode == "sync":
+            yield from self._read_sync(entity, state)
+        else:
+            yield from self._read_query(entity, state)
+
+    def _scan(self, entity: str, mode: str) -> Iterator[ChangeBatch]:
+        """A full read through ``query``, which sees every record the user may read (``sync``
+        shows only the user's own: another owner's edits and reassignments would never arrive).
+        In sync mode the feed then continues from the server time the scan started at."""
+        since = self._server_now() - self.overlap
+        for batch in self._read_query(entity, {}):
+            batch.scan = True
+            if mode == "sync":
+                batch.cursor = None
+            yield batch
+        if mode == "sync":
+            yield ChangeBatch(cursor=json.dumps({"mode": "sync", "t": since}), scan=True)
 
     def _sync_available(self, entity: str) -> bool:
         """Probe ``sync`` once: a stock install answers every call with HTTP 500 and no body."""

@@ -1,5 +1,6 @@
 """The local SQL mirror: engine state (Alembic-managed) and typed reporting tables."""
 from .reporting import table_name
+from .locks import Locks
 from .store import Counts, CursorState, EntityWriter, Mirror
 
-__all__ = ["Counts", "CursorState", "EntityWriter", "Mirror", "table_name"]
+__all__ = ["Counts", "CursorState", "EntityWriter", "Locks", "Mirror", "table_name"]

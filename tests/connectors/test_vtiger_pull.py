@@ -96,12 +96,15 @@ def test_a_record_saved_in_the_boundary_second_is_not_lost(emulator, write_confi
     server = start(emulator, 120, sync_broken=(mode == "query"))
     config = load_config(write_config(sqlite_url, {"vt": vt_system(server, entities=["Contacts"])}))
     assert pull(config).ok
-    newest = max(expected(server).values(), key=lambda r: r["modifiedtime"])
-    # A record committed in the same second as the last one read, after the read (spec §8.4).
-    late = server.app.control_write("Contacts", {"lastname": "Опоздавший", "assigned_user_id": "19x1"},
-                                    modifiedtime=newest["modifiedtime"])
-    pull(config)
-    assert late in mirror_of(config)
+    first, second = sorted(expected(server), key=lambda rid: int(rid.split("x")[1]))[:2]
+    server.app.control_edit(second, {"title": "Прочитан"})
+    assert pull(config).entity("vt", "Contacts").updated == 1  # the cursor now ends in this second
+    boundary = server.app.live_records("Contacts")[second]["modifiedtime"]
+    # Another record committed in that same second, after the read (spec §8.4): a lower id, so
+    # neither `sync` (strict >) nor the (modifiedtime, id) keyset would reach it without overlap.
+    server.app.control_write("Contacts", {"id": first, "lastname": "Опоздавший"}, modifiedtime=boundary)
+    assert pull(config).entity("vt", "Contacts").updated == 1
+    assert mirror_of(config)[first]["lastname"] == "Опоздавший"
     assert mirror_of(config) == expected(server)
 
 
