@@ -333,8 +333,9 @@ class MappingPlanner:
                 else:
                     policy = fm.conflict
                     if policy == "newest":
-                        if times is None:
-                            times = {s: self.tr.modified_at(s, recs[s].data) or recs[s].last_changed for s in SIDES}
+                        if times is None:  # the CRMs' own times when both have one, else when we saw each change
+                            own = {s: self.tr.modified_at(s, recs[s].data) for s in SIDES}
+                            times = own if all(own.values()) else {s: recs[s].last_changed for s in SIDES}
                         policy = "right" if times["right"] > times["left"] else "left"
                     if policy == "manual":
                         self.actions.append(Action(

@@ -19,8 +19,9 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 import sqlalchemy as sa
@@ -29,7 +30,7 @@ from .config import Config
 from .connectors import Connector, EntitySchema, connect
 from .errors import ConnectorError, NotFound, TransientError, UsageError
 from .mapping import Mapping, TranslationError, Translator, other, prepare
-from .mirror import EntityWriter, Mirror
+from .mirror import EntityWriter, Locks, Mirror
 from .mirror.models import ConflictRow, LinkRow, OutboxRow, ParkedRow, RunRow, utcnow
 from .plan import Plan, fingerprint, ref_resolver
 
@@ -233,9 +234,10 @@ class Pusher:
         belongs to PLAN_ID (a resumed plan) and abandoned otherwise (the next plan makes it again).
         Pending rows of other plans are abandoned: a newer plan supersedes them.
         """
-        with self.mirror.engine.connect() as conn:
+        with self.mirror.engine.connect() as conn:  # our mappings only: their sync locks are ours
             rows = [dict(r._mapping) for r in conn.execute(sa.select(O).where(
-                O.c.state.in_(("sent", "pending")), O.c.plan_id != (plan_id or "")).order_by(O.c.id))]
+                O.c.state.in_(("sent", "pending")), O.c.plan_id != (plan_id or ""),
+                O.c.mapping.in_(list(self.mappings))).order_by(O.c.id))]
             if plan_id:
                 rows += [dict(r._mapping) for r in conn.execute(sa.select(O).where(
                     O.c.state == "sent", O.c.plan_id == plan_id).order_by(O.c.id))]
@@ -287,14 +289,30 @@ class Pusher:
 
 # -- apply ---------------------------------------------------------------------------------
 
+@contextmanager
+def holding(mirror: Mirror, names: Iterable[str]) -> Iterator[None]:
+    """The sync lock of each mapping, so two processes never write one mapping's records at once
+    (sorted: two runs never wait on each other in a circle)."""
+    locks = Locks(mirror)
+    with ExitStack() as stack:
+        for name in sorted(set(names)):
+            stack.enter_context(locks.hold(f"sync:{name}", wait=True))
+        yield
+
+
 def apply_plan(config: Config, plan: Plan, *, mirror: Mirror | None = None, workers: int = DEFAULT_WORKERS,
                job: str | None = None, check: bool = True,
                prepared: list[tuple[Mapping, dict[str, EntitySchema]]] | None = None,
-               should_stop: Callable[[], bool] | None = None) -> ApplyResult:
+               should_stop: Callable[[], bool] | None = None, locked: bool = False) -> ApplyResult:
     """Carry out PLAN exactly. Refused if the mirror moved since it was made; a plan interrupted
-    half-way is resumed (its done writes are not repeated)."""
-    started = time.monotonic()
+    half-way is resumed (its done writes are not repeated). ``locked``: the caller holds the
+    mappings' sync locks already."""
     mirror = mirror or Mirror(config.mirror_url)
+    if not locked:
+        with holding(mirror, plan.mappings):
+            return apply_plan(config, plan, mirror=mirror, workers=workers, job=job, check=check,
+                              prepared=prepared, should_stop=should_stop, locked=True)
+    started = time.monotonic()
     prepared = prepared if prepared is not None else prepare(config, plan.mappings, mirror)
     with mirror.engine.connect() as conn:
         states = Counter(conn.execute(sa.select(O.c.state).where(O.c.plan_id == plan.id)).scalars())

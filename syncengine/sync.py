@@ -12,7 +12,7 @@ from .mapping import SIDES, prepare
 from .mirror import Mirror
 from .plan import Plan, make_plan
 from .pull import PullResult, pull
-from .push import DEFAULT_WORKERS, ApplyResult, Pusher, apply_plan
+from .push import DEFAULT_WORKERS, ApplyResult, Pusher, apply_plan, holding
 
 
 @dataclass
@@ -58,16 +58,17 @@ def run_sync(config: Config, names: Iterable[str] | None = None, *, mirror: Mirr
     if pull_first:
         targets = sorted({str(m.side(s)) for m, _ in prepared for s in SIDES})
         pulled = pull(config, targets, full=full, mirror=mirror, job=job)
-    recovered = 0
-    if not dry_run:  # writes an interrupted run left unconfirmed: adopt or abandon them first
+    if dry_run:
+        plan = make_plan(mirror, prepared)
+        return SyncResult(pull=pulled, plan=plan, recovered=0, notes=list(plan.notes))
+    with holding(mirror, [m.name for m, _ in prepared]):
         pusher = Pusher(config, mirror, prepared, workers=workers)
-        try:
+        try:  # writes an interrupted run left unconfirmed: adopt or abandon them first
             recovered = pusher.recover()
         finally:
             pusher.close()
-    plan = make_plan(mirror, prepared)
-    result = SyncResult(pull=pulled, plan=plan, recovered=recovered, notes=list(plan.notes))
-    if not dry_run:
+        plan = make_plan(mirror, prepared)
+        result = SyncResult(pull=pulled, plan=plan, recovered=recovered, notes=list(plan.notes))
         result.apply = apply_plan(config, plan, mirror=mirror, workers=workers, job=job, check=False,
-                                  prepared=prepared, should_stop=should_stop)
+                                  prepared=prepared, should_stop=should_stop, locked=True)
     return result

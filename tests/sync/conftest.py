@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from syncengine.config import Config, load_config
+from syncengine.sync import run_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 VT_KEY = "vt-sync-key"
@@ -90,3 +91,33 @@ def pair(emulator: Any, write_config: Any, sqlite_url: str) -> Pair:
     vt = emulator("vtiger", records=0, access_key=VT_KEY)
     alfa = emulator("alfacrm", records=0, api_key=ALFA_KEY)
     return Pair(vt, alfa, write_pair_config(write_config, sqlite_url, vt, alfa))
+
+
+MAPPING = """
+left = "vt:Contacts"
+right = "alfa:customer"
+match_on = ["email"]
+conflict = "newest"
+on_delete = "propagate"
+
+[fields]
+name  = { left = "lastname", right = "name", conflict = "left" }
+email = { left = "email", right = "email[0]", normalize = "email" }
+phone = { left = "phone", right = "phone[0]", normalize = "phone", conflict = "right" }
+title = { left = "title", right = "legal_name" }
+note  = { left = "description", right = "note", conflict = "manual" }
+"""
+
+
+@pytest.fixture
+def small(emulator: Any, write_config: Any, mirror_url: str) -> Pair:
+    """Five linked contacts, on a SQLite and on a PostgreSQL mirror."""
+    vt = emulator("vtiger", records=0, access_key=VT_KEY)
+    alfa = emulator("alfacrm", records=0, api_key=ALFA_KEY)
+    pair = Pair(vt, alfa, write_pair_config(write_config, mirror_url, vt, alfa, mapping=MAPPING))
+    ids = [pair.vt_add(lastname=f"Сидоров{i}", email=f"s{i}@example.com", phone=f"8916000000{i}",
+                       title="Инженер", description="") for i in range(5)]
+    assert run_sync(pair.config).apply.writes == 5
+    pair.ids = {v: next(k for k, c in pair.alfa_customers().items() if c["email"] == [f"s{i}@example.com"])
+                for i, v in enumerate(ids)}
+    return pair

@@ -57,38 +57,6 @@ def test_initial_sync_of_5000_links_4000_existing_pairs_and_creates_1000(pair):
     assert pair.write_requests() == writes
 
 
-MAPPING = """
-left = "vt:Contacts"
-right = "alfa:customer"
-match_on = ["email"]
-conflict = "newest"
-on_delete = "propagate"
-
-[fields]
-name  = { left = "lastname", right = "name", conflict = "left" }
-email = { left = "email", right = "email[0]", normalize = "email" }
-phone = { left = "phone", right = "phone[0]", normalize = "phone", conflict = "right" }
-title = { left = "title", right = "legal_name" }
-note  = { left = "description", right = "note", conflict = "manual" }
-"""
-
-
-@pytest.fixture
-def small(emulator, write_config, mirror_url):
-    """Five linked contacts, on a SQLite and on a PostgreSQL mirror."""
-    from conftest import ALFA_KEY, VT_KEY, Pair, write_pair_config
-
-    vt = emulator("vtiger", records=0, access_key=VT_KEY)
-    alfa = emulator("alfacrm", records=0, api_key=ALFA_KEY)
-    pair = Pair(vt, alfa, write_pair_config(write_config, mirror_url, vt, alfa, mapping=MAPPING))
-    ids = [pair.vt_add(lastname=f"Сидоров{i}", email=f"s{i}@example.com", phone=f"8916000000{i}",
-                       title="Инженер", description="") for i in range(5)]
-    assert run_sync(pair.config).apply.writes == 5
-    pair.ids = {v: next(k for k, c in pair.alfa_customers().items() if c["email"] == [f"s{i}@example.com"])
-                for i, v in enumerate(ids)}
-    return pair
-
-
 def test_edits_merge_field_by_field_and_policies_decide_the_rest(small):
     a, b, c, d = list(small.ids)[:4]
     small.vt_edit(a, phone="+7 916 111-11-11")                  # different fields: merged
@@ -121,13 +89,19 @@ def test_edits_merge_field_by_field_and_policies_decide_the_rest(small):
     assert conflicts(mirror) == [] and run_sync(small.config).apply.writes == 0
 
 
-def test_newest_edit_wins_by_modified_time(small):
-    a = list(small.ids)[0]
+def test_newest_edit_wins(small):
+    """Alfa CRM keeps no change times, so the newer of the two edits is the one the engine saw later."""
+    a, b = list(small.ids)[:2]
     small.alfa_edit(small.ids[a], legal_name="Директор")
-    small.vt.control_write("Contacts", {"id": a, "title": "Старший инженер"}, modifiedtime=1_000_000_000)
-    result = run_sync(small.config, full=True)  # an edit stamped in the past needs a full read
-    assert result.ok
-    assert small.vt_contacts()[a]["title"] == small.alfa_customers()[small.ids[a]]["legal_name"] == "Директор"
+    pull(small.config)                                          # the Alfa edit is seen first …
+    small.vt_edit(a, title="Старший инженер")                    # … the vtiger one later: it wins
+    small.vt_edit(b, title="Бухгалтер")
+    pull(small.config)
+    small.alfa_edit(small.ids[b], legal_name="Главный бухгалтер")  # here Alfa's edit is the newer
+    assert run_sync(small.config).ok
+    vt, alfa = small.vt_contacts(), small.alfa_customers()
+    assert vt[a]["title"] == alfa[small.ids[a]]["legal_name"] == "Старший инженер"
+    assert vt[b]["title"] == alfa[small.ids[b]]["legal_name"] == "Главный бухгалтер"
 
 
 def test_plan_is_what_apply_does_and_undo_restores(small, tmp_path):
