@@ -147,6 +147,10 @@ def _system(file: str, name: str, table: Any) -> dict[str, Any]:
         if setting.secret:
             SECRETS.add(value)
         values[setting_name] = value
+    url = values.get("url")
+    if isinstance(url, str) and not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(file, f"{key}.url", f"{url!r} is not a web address; write it with its scheme, "
+                          "e.g. https://crm.example.com")
     parse_duration(values["sweep_every"], file=file, key=f"{key}.sweep_every")
     if not 0 <= float(values["max_delete_share"]) <= 1:
         raise ConfigError(file, f"{key}.max_delete_share", "must be a share between 0 and 1, e.g. 0.1")

@@ -21,7 +21,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from .errors import RateLimited, TransientError
+from .errors import ProtocolError, RateLimited, TransientError
 
 log = logging.getLogger("syncengine.http")
 T = TypeVar("T")
@@ -140,6 +140,11 @@ class HttpClient:
         except requests.ConnectionError as exc:
             error = TransientError(f"cannot reach {_origin(url)} ({_reason(exc)})", system=self.system,
                                    request_sent=not _never_connected(exc))
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            error = TransientError(f"the answer to {op} broke off mid-way", system=self.system)
+        except requests.RequestException as exc:  # a malformed URL and the like: retrying cannot help
+            raise ProtocolError(f"cannot send {op} to {_origin(url)} ({type(exc).__name__}); check url",
+                                system=self.system) from None
         except TransientError as exc:
             error = exc.for_system(self.system)
         with self._count_lock:

@@ -425,7 +425,8 @@ def _run_concurrently(pusher: Pusher, rows: list[dict[str, Any]], result: ApplyR
     by_system: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_system.setdefault(row["system"], []).append(row)
-    pools = {system: ThreadPoolExecutor(pusher.workers, thread_name_prefix=f"push-{system}")
+    pools = {system: ThreadPoolExecutor(min(pusher.workers, pusher.connector(system).max_concurrency or pusher.workers),
+                                        thread_name_prefix=f"push-{system}")
              for system in by_system}
     try:
         futures = [pools[row["system"]].submit(pusher.execute, row, result) for row in rows]

@@ -51,7 +51,7 @@ def test_good_config_loads_with_defaults_and_env(tmp_path, monkeypatch):
      "environment variable VT_UNSET_VARIABLE is not set"),
     (GOOD.replace('pull = ["vt:Contacts"]', 'pull = ["alfa"]'), "jobs.nightly.pull", "unknown system 'alfa'"),
     (GOOD.replace('cron = "0 2 * * *"', 'cron = "every night"'), "jobs.nightly.cron", "not a valid crontab"),
-    (GOOD + '\n[systems.vt2]\nkind = "vtiger"\nurl = "x"\nusername = "u"\naccess_key = "k"\nsweep_every = "soon"\n',
+    (GOOD + '\n[systems.vt2]\nkind = "vtiger"\nurl = "https://x.example"\nusername = "u"\naccess_key = "k"\nsweep_every = "soon"\n',
      "systems.vt2.sweep_every", "is not a duration"),
     (GOOD.replace("[mirror]", "[mirror]\ncolour = 1"), "mirror.colour", "unknown key"),
     (GOOD.replace('kind = "vtiger"', 'kind = "vtiger"\nrate_limit = true'), "systems.vt.rate_limit", "not a boolean"),
@@ -103,3 +103,10 @@ def test_init_writes_a_config_that_validates(tmp_path, monkeypatch):
     assert load_config(tmp_path / "sync.toml").system("vt")["kind"] == "vtiger"
     again = runner.invoke(main, ["init"])
     assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_a_url_without_its_scheme_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("VT_TEST_KEY", "s3cr3t-key")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, GOOD.replace("https://crm.example.com", "crm.example.com")))
+    assert info.value.key == "systems.vt.url" and "https://" in info.value.reason

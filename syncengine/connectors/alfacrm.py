@@ -126,6 +126,7 @@ MODELS: dict[str, Model] = {
 
 class AlfaCrmConnector(Connector):
     kind = "alfacrm"
+    max_concurrency = 1  # one request in flight per token (spec §9.2)
     sweep_reads_records = True  # the Log may miss edits (imports, bulk actions): sweeps re-read rows
     settings = {
         "url": Setting(str, required=True, help="the account's address, e.g. https://school.s20.online"),

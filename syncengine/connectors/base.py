@@ -114,6 +114,8 @@ class Connector:
     #: imports, owner changes): a due sweep then re-reads every record (``read_changes`` with
     #: cursor None, which must yield ``scan=True`` batches) so content hashes catch those edits.
     sweep_reads_records: ClassVar[bool] = False
+    #: Requests the API allows in flight at once (None: no rule); the push's thread pool obeys it.
+    max_concurrency: ClassVar[int | None] = None
 
     def __init__(self, name: str, config: dict[str, Any], http: HttpClient):
         self.name = name

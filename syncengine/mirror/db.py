@@ -63,6 +63,8 @@ def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":  # else pysqlite commits each CREATE alone: a process killed
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # mid-way would leave a mirror no run can open
+        elif conn.dialect.name == "postgresql":  # two daemons starting at once migrate one after the other
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7259001)")
         current = MigrationContext.configure(conn).get_current_revision()
         if current != head:
             cfg.attributes["connection"] = conn

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..connectors.base import EntitySchema, Field
+from ..http import SECRETS
 from . import db, reporting
 from .models import ChangeHintRow, CursorRow, RecordRow, RunRow, SchemaRow, utcnow
 
@@ -156,7 +157,8 @@ class Mirror:
     def finish_run(self, run_id: int, status: str, counts: dict[str, Any], error: str | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(
-                finished_at=utcnow(), status=status, counts=orjson.dumps(counts).decode(), error=error))
+                finished_at=utcnow(), status=status, counts=SECRETS.redact(orjson.dumps(counts).decode()),
+                error=SECRETS.redact(error) if error else None))
 
     def writer(self, system: str, schema: EntitySchema) -> "EntityWriter":
         return EntityWriter(self, system, schema)
