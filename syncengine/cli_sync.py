@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -14,7 +14,9 @@ from rich.table import Table
 from .cli import console, err_console, handles_errors, main, needs_config
 from .config import Config
 from .errors import UsageError
-from .plan import Plan
+
+if TYPE_CHECKING:  # the engine is imported when a command runs: `--help` stays quick
+    from .plan import Plan
 
 
 def _value(value: Any) -> str:
@@ -132,6 +134,8 @@ def apply_command(config: Config, file: str, workers: int, as_json: bool) -> Non
     from .push import apply_plan
 
     try:
+        from .plan import Plan
+
         plan = Plan.from_json(Path(file).read_bytes())
     except ValueError as exc:
         raise UsageError(f"{file}: {exc}") from None

@@ -244,7 +244,17 @@ class _EntityPuller:
         cached = None if refresh else self.mirror.cached_schema(self.system, entity)
         if cached and utcnow() - cached[1] < SCHEMA_MAX_AGE:
             return cached[0]
-        schema = self.connector.describe(entity)
+        try:
+            schema = self.connector.describe(entity)
+        except ConnectorError as exc:
+            if isinstance(exc, AuthError):
+                raise
+            known = self.connector.entities()
+            if entity not in known:  # a typo in sync.toml or on the command line
+                raise ConnectorError(f"no entity {entity!r}; this system has: {', '.join(known[:25])}"
+                                     f"{' …' if len(known) > 25 else ''} (`syncengine discover {self.system}`)",
+                                     system=self.system) from None
+            raise
         self.mirror.save_schema(self.system, schema)
         return schema
 

@@ -233,3 +233,11 @@ def test_check_and_status_and_discover(emulator, write_config, sqlite_url):
     assert runner.invoke(main, ["--config", str(path), "pull"]).exit_code == 0
     status = runner.invoke(main, ["--config", str(path), "status"])
     assert status.exit_code == 0 and "vt:Contacts" in status.output
+
+
+def test_an_unknown_entity_is_named_with_the_known_ones(emulator, write_config, sqlite_url):
+    server = start(emulator, 5)
+    path = write_config(sqlite_url, {"vt": vt_system(server)})
+    result = CliRunner().invoke(main, ["--config", str(path), "pull", "vt:Contactz"])
+    assert result.exit_code == 1
+    assert "no entity 'Contactz'" in result.output and "Contacts" in result.output
