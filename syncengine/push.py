@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from .config import Config
 from .connectors import Connector, EntitySchema, connect
-from .errors import ConnectorError, NotFound, TransientError, UsageError
+from .errors import ConnectorError, NotFound, TransientError, Unsupported, UsageError
 from .mapping import Mapping, TranslationError, Translator, other, prepare
 from .mirror import EntityWriter, Locks, Mirror
 from .mirror.models import ConflictRow, LinkRow, OutboxRow, ParkedRow, RunRow, utcnow
@@ -269,8 +269,8 @@ class Pusher:
         if match:
             try:
                 candidates = self.connector(ref.system).search(ref.entity, match["criteria"])
-            except ConnectorError as exc:
-                log.info("search on %s failed (%s); looking in the mirror", ref, exc)
+            except Unsupported as exc:  # a failed search raises: the row stays sent, asked again next run
+                log.info("%s cannot search (%s); looking in the mirror", ref, exc)
         if candidates is None:
             candidates = self.mirror.records(ref.system, ref.entity).values()
         column = L.c.left_id if side == "left" else L.c.right_id
