@@ -138,12 +138,12 @@ class HttpClient:
         except requests.Timeout:
             error: Exception = TransientError(f"no answer within {self.timeout:g}s ({op})", system=self.system)
         except requests.ConnectionError as exc:
-            error = TransientError(f"cannot reach {_origin(url)} ({_reason(exc)})", system=self.system,
+            error = TransientError(f"cannot reach {origin(url)} ({_reason(exc)})", system=self.system,
                                    request_sent=not _never_connected(exc))
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
             error = TransientError(f"the answer to {op} broke off mid-way", system=self.system)
         except requests.RequestException as exc:  # a malformed URL and the like: retrying cannot help
-            raise ProtocolError(f"cannot send {op} to {_origin(url)} ({type(exc).__name__}); check url",
+            raise ProtocolError(f"cannot send {op} to {origin(url)} ({type(exc).__name__}); check url",
                                 system=self.system) from None
         except TransientError as exc:
             error = exc.for_system(self.system)
@@ -184,7 +184,8 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def _origin(url: str) -> str:
+def origin(url: str) -> str:
+    """scheme://host[:port] of a URL: what an error may show of it (never a path, query or password)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 

@@ -20,6 +20,7 @@ from .config import Config, parse_duration
 from .connectors import ChangeBatch, Connector, EntitySchema, connect
 from .errors import AuthError, ConnectorError, MassDeleteRefused, Unsupported
 from .mirror import Counts, EntityWriter, Locks, Mirror
+from .mirror.listing import Listing
 from .mirror.models import utcnow
 
 log = logging.getLogger("syncengine.pull")  # outcomes go in PullResult: the CLI and the daemon report them
@@ -172,54 +173,53 @@ class _EntityPuller:
         sweep_due = self.force_sweep or self._sweep_due(state)
         rescan = sweep_due and self.connector.sweep_reads_records
         cursor = None if self.full or rescan else state.cursor
-        listed: set[str] = set()
-        scanned, batches, read, redescribed = True, 0, 0, False
-        for batch in coalesce(prefetch(self.connector.read_changes(entity, cursor))):
-            batches += 1
-            if not redescribed and self._has_new_fields(schema, batch):
-                redescribed = True
-                schema = self._schema(entity, refresh=True)
-                writer = self.mirror.writer(self.system, schema)
-            result.add(writer.apply(batch.records, batch.deleted, cursor=batch.cursor))
-            if batch.scan:
-                listed.update(str(r["id"]) for r in batch.records)
-            else:
-                scanned = False
-            read += len(batch.records)
-            if self.progress:
-                self.progress(self.system, entity, read)
-            if self.should_stop and self.should_stop():
-                self.stopped = True  # the batch and its cursor are committed: resume from here
-                return
+        with Listing(self.mirror, self.system, entity) as listing:
+            scanned, batches, read, redescribed = True, 0, 0, False
+            for batch in coalesce(prefetch(self.connector.read_changes(entity, cursor))):
+                batches += 1
+                if not redescribed and self._has_new_fields(schema, batch):
+                    redescribed = True
+                    schema = self._schema(entity, refresh=True)
+                    writer = self.mirror.writer(self.system, schema)
+                result.add(writer.apply(batch.records, batch.deleted, cursor=batch.cursor))
+                if batch.scan:
+                    listing.add(r["id"] for r in batch.records)
+                else:
+                    scanned = False
+                read += len(batch.records)
+                if self.progress:
+                    self.progress(self.system, entity, read)
+                if self.should_stop and self.should_stop():
+                    self.stopped = True  # the batch and its cursor are committed: resume from here
+                    return
 
-        if batches and scanned:
-            self._sweep(writer, entity, listed, result, fetch_unknown=False)
-        elif sweep_due:
-            listed = set()
-            for page in self.connector.list_ids(entity):
-                listed.update(str(i) for i in page)
-            self._sweep(writer, entity, listed, result, fetch_unknown=True)
-        elif cursor is None:  # a complete first read is as good as a sweep
-            writer.apply([], swept=True)
+            if batches and scanned:
+                self._sweep(writer, entity, listing, result, fetch_unknown=False)
+            elif sweep_due:
+                for page in self.connector.list_ids(entity):
+                    listing.add(page)
+                self._sweep(writer, entity, listing, result, fetch_unknown=True)
+            elif cursor is None:  # a complete first read is as good as a sweep
+                writer.apply([], swept=True)
 
     def _sweep_due(self, state) -> bool:
         if state.last_sweep_at is None:
             return state.exists
         return utcnow() - state.last_sweep_at >= self.sweep_every
 
-    def _sweep(self, writer: EntityWriter, entity: str, listed: set[str], result: EntityResult,
+    def _sweep(self, writer: EntityWriter, entity: str, listing: Listing, result: EntityResult,
                *, fetch_unknown: bool) -> None:
-        live = self.mirror.live_ids(self.system, entity)
-        missing = live - listed
+        missing = listing.missing()
         if missing and not self.allow_mass_delete:
-            allowed = max(int(self.max_delete_share * len(live)), 1)
-            if not listed or len(missing) > allowed:
+            live = listing.live_count()
+            allowed = max(int(self.max_delete_share * live), 1)
+            if not listing.count or len(missing) > allowed:
                 raise MassDeleteRefused(
-                    f"{self.system}:{entity}: the sweep found {len(missing)} of {len(live)} records "
-                    f"missing ({len(missing) / len(live):.0%}), more than max_delete_share "
+                    f"{self.system}:{entity}: the sweep found {len(missing)} of {live} records "
+                    f"missing ({len(missing) / live:.0%}), more than max_delete_share "
                     f"{self.max_delete_share:.0%}; nothing was deleted. If these deletions are real, "
                     f"run `syncengine pull {self.system}:{entity} --allow-mass-delete`")
-        unknown = sorted(listed - live) if fetch_unknown else []
+        unknown = sorted(listing.unknown()) if fetch_unknown else []
         records = self.connector.fetch(entity, unknown) if unknown else []
         if missing:  # a listing can skip a row that moved between pages: ask for each one again
             try:

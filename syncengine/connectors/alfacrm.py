@@ -41,7 +41,7 @@ from typing import Any, Iterable, Iterator
 
 import requests
 
-from ..errors import (AuthError, ConnectorError, NotFound, ProtocolError, TransientError, Unsupported,
+from ..errors import (AuthError, NotFound, ProtocolError, TransientError, Unsupported,
                       ValidationError)
 from ..http import json_body
 from .base import Capture, ChangeBatch, Connector, EntitySchema, Field, Setting

@@ -31,7 +31,6 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -39,7 +38,7 @@ import requests
 
 from ..errors import (AuthError, ConfigError, ConnectorError, NotFound, ProtocolError, TransientError,
                       ValidationError)
-from ..http import json_body
+from ..http import json_body, origin
 from ..translit import identifier
 from .base import Capture, ChangeBatch, Connector, EntitySchema, Field, Setting
 
@@ -145,7 +144,7 @@ class RukovoditelConnector(Connector):
     def check(self) -> str:
         user = self._login()
         role = "administrator" if user.get("group_id") == 0 else f"access group {user.get('group_id')}"
-        text = f"Rukovoditel at {_origin(self.endpoint)}: logged in as {user.get('username')} ({role})"
+        text = f"Rukovoditel at {origin(self.endpoint)}: logged in as {user.get('username')} ({role})"
         if user.get("group_id") == 0:
             text += f", {len(self._catalogue())} entities"
         return text
@@ -489,7 +488,7 @@ class RukovoditelConnector(Connector):
                 if attempt < 2:
                     time.sleep(self.http.backoff * 2 ** attempt)
         raise AuthError(
-            f"login refused: {_origin(self.endpoint)} answered the login of user {self.config['username']!r} "
+            f"login refused: {origin(self.endpoint)} answered the login of user {self.config['username']!r} "
             "with HTTP 500 and an empty body, which is how Rukovoditel refuses a wrong username or password, an "
             f"inactive account or a blocked IP address; check username and password in [systems.{self.name}], "
             "that the account is active, and that this machine's IP may use the API (Extension → Tools → API)",
@@ -510,7 +509,7 @@ class RukovoditelConnector(Connector):
         if start > 0 and b"Warning" in content[:start]:   # PHP warnings printed before the JSON
             content = content[start:]
         if not content.lstrip().startswith(b"{"):
-            raise ProtocolError(f"{_origin(self.endpoint)} answered HTTP {response.status_code} with "
+            raise ProtocolError(f"{origin(self.endpoint)} answered HTTP {response.status_code} with "
                                 f"{content[:40]!r} instead of JSON; is url in [systems.{self.name}] the "
                                 "Rukovoditel app's address, with the API extension installed?", system=self.name)
         try:
@@ -638,8 +637,3 @@ def _cursor_since(cursor: str | None) -> datetime | None:
         return datetime.strptime(since, "%Y-%m-%d %H:%M") if since else None
     except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
         raise ProtocolError(f"unreadable cursor {cursor[:60]!r}; run `syncengine pull --full` to start over") from None
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"

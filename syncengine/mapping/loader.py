@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from ..config import Config
 from ..errors import ConfigError
 from .normalize import COUNTRIES, NORMALIZERS
-from .spec import (DIRECTIONS, MISSING, ON_DELETE, POLICIES, SIDES, TYPES, FieldMap, Mapping,
+from .spec import (DIRECTIONS, ON_DELETE, POLICIES, SIDES, TYPES, FieldMap, Mapping,
                    Path_, SideRef, other)
 
 _TOP_KEYS = {"left", "right", "direction", "match_on", "conflict", "on_delete", "phone_country", "fields"}

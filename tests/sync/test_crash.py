@@ -11,7 +11,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from syncengine.emulators import Faults
 from syncengine.mapping import normalize
 from syncengine.mirror import Mirror
 from syncengine.mirror.models import OutboxRow

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import orjson
-import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
