@@ -1,11 +1,12 @@
-"""Push throughput: creates from vtiger into an Alfa CRM emulator that answers every request after
-50 ms, under a request budget (``rate_limit``) of 10 requests/s, with 1 and 4 writers.
+"""Push throughput: creates into an emulator that answers every request after 50 ms, under a
+request budget (``rate_limit``) of 10 requests/s, with 1 and 4 writers: vtiger Contacts → Alfa CRM
+(which allows one request in flight per token, so its writers stay at 1) and Alfa → vtiger.
 
 Prints writes/s and the share of the budget the push used (requests/s ÷ rate_limit). A push that
 keeps its budget busy is as fast as the CRM allows; a larger budget shows what concurrency buys.
 
-    python bench/push.py                     # 60 writes at 10 req/s, 200 at 50 req/s
-    python bench/push.py --writes 100 --rate-limit 10 --latency 0.05
+    python bench/push.py                     # 60 writes at 10 req/s, 200 at 50 req/s, both targets
+    python bench/push.py --writes 100 --rate-limit 10 --latency 0.05 --target vt
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from syncengine.push import apply_plan  # noqa: E402
 MAPPING = """
 left = "vt:Contacts"
 right = "alfa:customer"
-direction = "left-to-right"
+direction = "DIRECTION"
 match_on = ["email"]
 [fields]
 name  = { left = "lastname", right = "name" }
@@ -39,20 +40,24 @@ phone = { left = "phone", right = "phone[0]", normalize = "phone" }
 """
 
 
-def run(writes: int, rate_limit: float, latency: float, workers: int) -> dict[str, float]:
+def run(writes: int, rate_limit: float, latency: float, workers: int, target: str) -> dict[str, float]:
     os.environ.setdefault("VT_KEY", "bench")
     os.environ.setdefault("ALFA_KEY", "bench")
     vt = emulators.start("vtiger", 0, access_key="bench")
-    alfa = emulators.start("alfacrm", 1, api_key="bench")
-    with alfa.app.lock:
-        for rid in list(alfa.app.tables["customer"]):
-            alfa.app.remove("customer", rid)
-    for i in range(writes):
-        vt.app.control_write("Contacts", {"lastname": f"Bench{i}", "email": f"bench{i}@example.com",
-                                          "phone": f"8 916 000-{i:04d}"})
+    alfa = emulators.start("alfacrm", 0, api_key="bench")
+    for i in range(writes):  # the records to copy, on the other side
+        if target == "alfa":
+            vt.app.control_write("Contacts", {"lastname": f"Bench{i}", "email": f"bench{i}@example.com",
+                                              "phone": f"8 916 000-{i:04d}"})
+        else:
+            with alfa.app.lock:
+                alfa.app.insert("customer", {"branch_ids": [1], "is_study": 1, "legal_type": 1, "name": f"Bench{i}",
+                                             "email": [f"bench{i}@example.com"], "phone": [f"+7916000{i:04d}"]})
+    server = alfa if target == "alfa" else vt
+    direction = "left-to-right" if target == "alfa" else "right-to-left"
     folder = Path(tempfile.mkdtemp(prefix="push-bench-"))
     (folder / "mappings").mkdir()
-    (folder / "mappings" / "contacts.toml").write_text(MAPPING, encoding="utf-8")
+    (folder / "mappings" / "contacts.toml").write_text(MAPPING.replace("DIRECTION", direction), encoding="utf-8")
     (folder / "sync.toml").write_text(f"""
 [mirror]
 url = "sqlite:///{folder / 'mirror.db'}"
@@ -62,25 +67,26 @@ url = "{vt.url}"
 username = "admin"
 access_key = "${{VT_KEY}}"
 entities = ["Contacts"]
+{"rate_limit = " + str(rate_limit) if target == "vt" else ""}
 [systems.alfa]
 kind = "alfacrm"
 url = "{alfa.url}"
 email = "admin@example.com"
 api_key = "${{ALFA_KEY}}"
 entities = ["customer"]
-rate_limit = {rate_limit}
+{"rate_limit = " + str(rate_limit) if target == "alfa" else ""}
 """, encoding="utf-8")
     try:
         config = load_config(folder / "sync.toml")
         mirror = Mirror(config.mirror_url)
         pull(config, mirror=mirror)
         plan = make_plan(mirror, prepare(config, None, mirror))
-        alfa.faults.latency = latency
-        alfa.reset_stats()
+        server.faults.latency = latency
+        server.reset_stats()
         started = time.monotonic()
         result = apply_plan(config, plan, mirror=mirror, workers=workers)
         seconds = time.monotonic() - started
-        requests = alfa.stats_json()["total"]
+        requests = server.stats_json()["total"]
         assert result.writes == writes and not result.failed, result.as_dict()
         return {"writes": result.writes, "seconds": seconds, "writes_per_s": result.writes / seconds,
                 "requests_per_s": requests / seconds, "budget_share": requests / seconds / rate_limit}
@@ -94,16 +100,19 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=None)
     parser.add_argument("--rate-limit", type=float, default=None)
     parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--target", choices=["alfa", "vt"], nargs="+", default=["alfa", "vt"])
     args = parser.parse_args()
     cases = [(args.writes or 60, args.rate_limit or 10.0)] if args.rate_limit or args.writes \
         else [(60, 10.0), (200, 50.0)]
-    print(f"{'budget':>8} {'latency':>8} {'workers':>7} {'writes':>6} {'seconds':>8} {'writes/s':>9} "
+    print(f"{'target':>6} {'budget':>8} {'latency':>8} {'workers':>7} {'writes':>6} {'seconds':>8} {'writes/s':>9} "
           f"{'req/s':>7} {'budget used':>11}")
-    for writes, rate in cases:
-        for workers in (1, 4):
-            r = run(writes, rate, args.latency, workers)
-            print(f"{rate:>6g}/s {args.latency * 1000:>6.0f}ms {workers:>7} {r['writes']:>6} {r['seconds']:>8.2f} "
-                  f"{r['writes_per_s']:>9.1f} {r['requests_per_s']:>7.1f} {r['budget_share']:>10.0%}")
+    for target in args.target:
+        for writes, rate in cases:
+            for workers in (1, 4):
+                r = run(writes, rate, args.latency, workers, target)
+                print(f"{target:>6} {rate:>6g}/s {args.latency * 1000:>6.0f}ms {workers:>7} {r['writes']:>6} "
+                      f"{r['seconds']:>8.2f} {r['writes_per_s']:>9.1f} {r['requests_per_s']:>7.1f} "
+                      f"{r['budget_share']:>10.0%}", flush=True)
 
 
 if __name__ == "__main__":
