@@ -58,6 +58,7 @@ def run_sync(config: Config, names: Iterable[str] | None = None, *, mirror: Mirr
     if pull_first:
         targets = sorted({str(m.side(s)) for m, _ in prepared for s in SIDES})
         pulled = pull(config, targets, full=full, mirror=mirror, job=job)
+        prepared = prepare(config, names, mirror)  # the pull may have described a changed entity again
     if dry_run:
         plan = make_plan(mirror, prepared)
         return SyncResult(pull=pulled, plan=plan, recovered=0, notes=list(plan.notes))
