@@ -342,12 +342,7 @@ def webhooks(config: Config, port: int, host: str) -> None:
         raise UsageError(f"{config.path}: no system of kind salesman is configured; webhooks have nowhere to go")
     for name in server.receiver.systems:
         click.echo(f"{name}: register {server.url}/{name} in SalesMan (Панель управления → Webhook)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    server.serve_until_interrupted()
 
 
 # -- db / emulate ------------------------------------------------------------------------
@@ -421,12 +416,7 @@ def emulate(ctx: click.Context, kind: str, port: int, records: int, name: str | 
     click.echo(f"# stats: {server.url}/__emulator__/stats")
     click.echo(app.toml_section(name or kind, server.url))
     sys.stdout.flush()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    server.serve_until_interrupted()
 
 
 def _extra_options(kind: str, args: list[str]) -> dict[str, Any]:

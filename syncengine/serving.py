@@ -34,6 +34,15 @@ class BackgroundServer:
         self._serving = True
         self._httpd.serve_forever()
 
+    def serve_until_interrupted(self) -> None:
+        """Serve in the foreground until Ctrl-C, then close."""
+        try:
+            self.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         if self._serving:
             self._httpd.shutdown()
