@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -147,7 +148,7 @@ def check(config: Config, as_json: bool) -> None:
         width = max((len(r["system"]) for r in results), default=0)
         for r in results:
             mark = "[green]ok  [/green]" if r["ok"] else "[red]FAIL[/red]"
-            console.print(f"{mark} {r['system']:<{width}}  {r['detail']}")
+            console.print(f"{mark} {r['system']:<{width}}  {escape(r['detail'])}", soft_wrap=True)
     if not all(r["ok"] for r in results):
         sys.exit(1)
 
@@ -182,7 +183,7 @@ def discover(config: Config, system: str, entity: str | None) -> None:
     for f in schema.fields:
         extra = ", ".join(v for v, _ in f.choices[:6]) + (" …" if len(f.choices) > 6 else "") \
             if f.choices else ", ".join(f.refers_to)
-        table.add_row(f.name, f.type, f.label, "yes" if f.mandatory else "", extra)
+        table.add_row(f.name, f.type, escape(f.label), "yes" if f.mandatory else "", escape(extra))
     console.print(table)
 
 
@@ -236,7 +237,7 @@ def pull(config: Config, targets: tuple[str, ...], full: bool, sweep: bool,
         for column in ("entity", "created", "updated", "deleted", "unchanged", "note"):
             table.add_column(column, justify="right" if column not in ("entity", "note") else "left")
         for e in result.entities:
-            note = e.message or ("swept" if e.swept else "")
+            note = escape(e.message) if e.message else ("swept" if e.swept else "")
             style = "" if e.status == "ok" else "red"
             table.add_row(f"{e.system}:{e.entity}", str(e.created), str(e.updated), str(e.deleted),
                           str(e.unchanged), note, style=style)
@@ -297,7 +298,7 @@ def status(config: Config, as_json: bool, runs: int) -> None:
                            ("started", 11), ("result", 8), ("secs", 6, "right"), ("error", 14))
     for r in info["runs"]:
         table.add_row(str(r["id"]), r["kind"], r["job"] or r["target"], _short(r["started_at"]), r["status"],
-                      _secs(r["seconds"]), r["error"] or "", style="red" if r["status"] == "failed" else "")
+                      _secs(r["seconds"]), escape(r["error"] or ""), style="red" if r["status"] == "failed" else "")
     console.print(table)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 import orjson
 
 from .cli import console, err_console, handles_errors, main, needs_config
@@ -215,7 +216,7 @@ def _print_migration(report: Any, summary: dict[str, Any], csv_path: Any, json_p
     console.print(table)
     for failure in summary["failed"][:10]:
         err_console.print(f"[red]{failure['outcome']}[/red] {failure['mapping']} {failure['source_id']}: "
-                          f"{failure['reason']}", highlight=False)
+                          f"{escape(str(failure['reason']))}", highlight=False)
     if len(summary["failed"]) > 10:
         err_console.print(f"… and {len(summary['failed']) - 10} more in the report")
     if report.recovered:

@@ -256,8 +256,8 @@ def conflicts_group(ctx: click.Context, show_all: bool, as_json: bool) -> None:
         table.add_column(column)
     for r in rows:
         table.add_row(str(r["id"]), r["mapping"], str(r["left_id"]), str(r["right_id"]), r["field"],
-                      _value(r["left"]), _value(r["right"]), _value(r["shadow"]),
-                      r["state"] + (f" → {_value(r['value'])}" if r["state"] == "resolved" else ""))
+                      *(escape(_value(r[k])) for k in ("left", "right", "shadow")),
+                      r["state"] + (f" → {escape(_value(r['value']))}" if r["state"] == "resolved" else ""))
     console.print(table)
 
 
@@ -288,5 +288,5 @@ def conflicts_resolve(config: Config, conflict_id: int, take: str) -> None:
         outcome = resolve_conflict(Mirror(config.mirror_url), conflict_id, value=value)
     else:
         raise UsageError("--take must be left, right or value=TEXT")
-    console.print(f"conflict {conflict_id}: {outcome['field']} = {_value(outcome['value'])}; "
+    console.print(f"conflict {conflict_id}: {outcome['field']} = {escape(_value(outcome['value']))}; "
                   "the next sync writes it")

@@ -310,3 +310,17 @@ def test_pull_then_exactly_the_changed_rows_change_and_the_sweep_catches_kanban(
     assert (swept.created, swept.updated, swept.deleted, swept.swept) == (0, 1, 1, True)
     assert mirror.records("ruko", "Contacts")["10"]["status"] == "70"
     assert "9" in mirror.deleted_ids("ruko", "Contacts")
+
+
+def test_check_command_prints_one_login_refused_line_and_exits_non_zero(emulator, write_config, sqlite_url):
+    from click.testing import CliRunner
+
+    from syncengine.cli import main
+
+    server = emulator("rukovoditel", records=3, password=PASSWORD, api_key=KEY)
+    path = write_config(sqlite_url, {"ruko": {**system(server), "password": "not-the-password"}})
+    result = CliRunner().invoke(main, ["--config", str(path), "check"])
+    assert result.exit_code == 1
+    [line] = [line for line in result.output.splitlines() if "ruko" in line and "FAIL" in line]
+    assert "login refused" in line and "[systems.ruko]" in line  # one line, markup-safe
+    assert "not-the-password" not in result.output
