@@ -16,10 +16,11 @@ from typing import Any
 from . import emulators
 from .config import Config, load_config
 from .errors import UsageError
+from .resources import shared_path
 from .pull import PullResult, pull
 from .sync import SyncResult, run_sync
 
-MAPPING = Path(__file__).resolve().parent.parent / "mappings" / "contacts.toml"
+MAPPING = shared_path("mappings") / "contacts.toml"
 SHARED = 3  # contacts present in both CRMs already: the sync links them instead of copying
 
 #: (what it shows, SQL) — run against the demo's mirror; they only use the reporting tables.

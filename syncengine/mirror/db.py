@@ -13,6 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from ..errors import UsageError
+from ..resources import shared_path
 
 _upgraded: set[str] = set()
 
@@ -24,13 +25,7 @@ _lock = threading.Lock()
 
 
 def migrations_dir() -> Path:
-    """``migrations/`` beside the package (editable install) or shipped inside it (wheel)."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent / "migrations", here / "_migrations"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise UsageError("the Alembic migrations folder is missing from this installation; "
-                     "reinstall syncengine (pip install -e .)")
+    return shared_path("migrations")
 
 
 def alembic_config() -> AlembicConfig:
