@@ -15,6 +15,7 @@ from rich.table import Table
 
 from . import __version__
 from .config import Config, load_config
+from .connectors.base import Capture
 from .errors import SyncEngineError, UsageError
 from .http import SECRETS, RedactingFilter
 
@@ -175,9 +176,10 @@ def discover(config: Config, system: str, entity: str | None) -> None:
                 console.print(name)
             return
         schema = connector.describe(entity)
+        capture = CAPTURE_NOTES[connector.capture(entity)]
     finally:
         connector.close()
-    table = Table(title=f"{system}:{entity} → table {_table_name(system, entity)}", box=None)
+    table = Table(title=f"{system}:{entity} → table {_table_name(system, entity)}; changes: {capture}", box=None)
     for column in ("field", "type", "label", "required", "values / refers to"):
         table.add_column(column)
     for f in schema.fields:
@@ -185,6 +187,13 @@ def discover(config: Config, system: str, entity: str | None) -> None:
             if f.choices else ", ".join(f.refers_to)
         table.add_row(f.name, f.type, escape(f.label), "yes" if f.mandatory else "", escape(extra))
     console.print(table)
+
+
+CAPTURE_NOTES = {
+    Capture.FEED: "read from the CRM's change feed, deletions included",
+    Capture.INCREMENTAL: "polled by change time; deletions found by sweeps",
+    Capture.SCAN: "no change feed: every pull scans, content hashes tell what changed",
+}
 
 
 def _table_name(system: str, entity: str) -> str:
