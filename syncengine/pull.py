@@ -2,9 +2,11 @@
 
 For each (system, entity): re-read records that change hints name (webhooks, change logs); read
 changes since the cursor, committing each batch with the cursor that follows it; then, when the
-read was a full scan or a sweep is due, compare the complete id listing with the mirror: records
-listed but unknown are fetched, records missing are marked deleted — unless that would delete more
-than ``max_delete_share`` of the entity (the mass-delete breaker) or the listing was cut short.
+read was a full scan or a sweep is due, compare the complete id listing with the mirror (in a
+temporary table: memory stays flat): records listed but unknown are fetched, records missing are
+fetched once more and marked deleted only if still gone — unless that would delete more than
+``max_delete_share`` of the entity (the mass-delete breaker). A listing cut short raises, and so
+deletes nothing. One pull of an entity runs at a time (a named lock in the mirror).
 """
 from __future__ import annotations
 
