@@ -354,7 +354,10 @@ class Replayer:
                         if rid in self.created:
                             found[rid] = value
             return found
-        theirs, ours = records(recorded, True), records(actual, False)
+        return self.empty_mismatches(records(recorded, True), records(actual, False))
+
+    def empty_mismatches(self, theirs: dict[Any, dict[str, Any]], ours: dict[Any, dict[str, Any]]) -> list[str]:
+        """Fields empty on one side and filled on the other, per created record (at most 6)."""
         out = []
         for rid, rec in theirs.items():
             act = ours.get(rid)
@@ -795,17 +798,7 @@ class SalesManReplayer(Replayer):
                                 found[ref] = value
                             break
             return found
-        theirs, ours = records(recorded, True), records(actual, False)
-        out = []
-        for rid, rec in theirs.items():
-            act = ours.get(rid)
-            if act is None:
-                continue
-            for key, value in rec.items():
-                if key in act and not isinstance(value, (dict, list)) and key not in self.volatile \
-                        and _empty(value) != _empty(act[key]):
-                    out.append(f"record {rid}: {key} is {act[key]!r} where the recording has {value!r}")
-        return out[:6]
+        return self.empty_mismatches(records(recorded, True), records(actual, False))
 
 
 REPLAYERS = {"vtiger-8.4": VtigerReplayer, "salesplatform-7.2": VtigerReplayer,
