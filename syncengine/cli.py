@@ -5,8 +5,9 @@ import functools
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 from rich.console import Console
@@ -15,9 +16,9 @@ from rich.table import Table
 
 from . import __version__
 from .config import Config, load_config
-from .connectors.base import Capture
 from .errors import SyncEngineError, UsageError
-from .http import SECRETS, RedactingFilter
+from .redact import SECRETS, RedactingFilter
+from .types import Capture
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -453,7 +454,7 @@ def _extra_options(kind: str, args: list[str]) -> dict[str, Any]:
 
 
 def _typed(value: str, default: Any) -> Any:
-    if isinstance(default, bool) or default is None and value.lower() in ("true", "false"):
+    if isinstance(default, bool) or (default is None and value.lower() in ("true", "false")):
         return value.lower() in ("1", "true", "yes", "on")
     for kind in (int, float):
         if isinstance(default, kind):

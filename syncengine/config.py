@@ -13,9 +13,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from .connectors import COMMON_SETTINGS, KINDS, Setting, connector_class
+from .connectors import KINDS, connector_class
 from .errors import ConfigError
-from .http import SECRETS
+from .redact import SECRETS
+from .types import COMMON_SETTINGS, Setting
 
 DEFAULT_CONFIG = "sync.toml"
 DEFAULT_MIRROR = "sqlite:///syncengine.db"

@@ -16,8 +16,8 @@ from typing import Any
 from . import emulators
 from .config import Config, load_config
 from .errors import UsageError
-from .resources import shared_path
 from .pull import PullResult, pull
+from .resources import shared_path
 from .sync import SyncResult, run_sync
 
 MAPPING = shared_path("mappings") / "contacts.toml"

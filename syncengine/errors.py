@@ -37,7 +37,7 @@ class ConnectorError(SyncEngineError):
         self.detail = message
         super().__init__(f"{system}: {message}" if system else message)
 
-    def for_system(self, system: str) -> "ConnectorError":
+    def for_system(self, system: str) -> ConnectorError:
         """Name the system in the message if the raiser did not know it."""
         if self.system is None:
             self.system = system

@@ -9,11 +9,11 @@ exchange on :class:`TransientError` (5xx, timeouts, dropped connections, broken 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -25,35 +25,6 @@ from .errors import ProtocolError, RateLimited, TransientError
 
 log = logging.getLogger("syncengine.http")
 T = TypeVar("T")
-
-
-class Secrets:
-    """Values that must never reach a log line, an error message or the mirror."""
-
-    def __init__(self) -> None:
-        self._values: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-
-    def add(self, value: Any) -> None:
-        if isinstance(value, str) and len(value) >= 4 and value not in self._values:
-            self._values.add(value)
-            self._pattern = re.compile("|".join(re.escape(v) for v in
-                                                sorted(self._values, key=len, reverse=True)))
-
-    def redact(self, text: str) -> str:
-        return self._pattern.sub("***", text) if self._pattern else text
-
-
-SECRETS = Secrets()
-
-
-class RedactingFilter(logging.Filter):
-    """Installed on our log handlers: replaces every known secret with ***."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = SECRETS.redact(record.getMessage())
-        record.args = ()
-        return True
 
 
 class RequestBudget:

@@ -7,8 +7,9 @@ answers the exposition text.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable
+from typing import Any
 
 from .serving import BackgroundServer
 
@@ -93,7 +94,7 @@ class MetricsServer(BackgroundServer):
 
 def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             if self.path == "/metrics":
                 self._send(200, server.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
             elif self.path == "/healthz":

@@ -17,9 +17,10 @@ import csv
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -63,7 +64,7 @@ class MigrationReport:
     seconds: float = 0.0
 
     def totals(self, mapping: str | None = None) -> dict[str, int]:
-        counts = {outcome: 0 for outcome in OUTCOMES}
+        counts = dict.fromkeys(OUTCOMES, 0)
         for r in self.records:
             if mapping is None or r.mapping == mapping:
                 counts[r.outcome] += 1
@@ -218,7 +219,7 @@ class _watch_outbox:
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._poll, daemon=True, name="migrate-progress")
 
-    def __enter__(self) -> "_watch_outbox":
+    def __enter__(self) -> _watch_outbox:
         if self.callback:
             self.callback(self.label, 0, self.total)
             self.thread.start()

@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
-from .connectors import EntitySchema
-from .mapping import (SIDES, Mapping, Pending, RefResolver, SideRef, TranslationError, Translator,
-                      other)
+from .mapping import SIDES, Mapping, Pending, RefResolver, SideRef, TranslationError, Translator, other
 from .mirror import Mirror
 from .mirror.models import ConflictRow, LinkRow, OutboxRow, RecordRow, utcnow
+from .types import EntitySchema
 
 PLAN_VERSION = 1
 API_OPS = ("create", "update", "delete")
@@ -88,7 +88,7 @@ class Plan:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> "Plan":
+    def from_json(cls, data: bytes | str) -> Plan:
         raw = orjson.loads(data)
         if not isinstance(raw, dict) or raw.get("version") != PLAN_VERSION or "actions" not in raw:
             raise ValueError("not a syncengine plan file (make one with `syncengine plan --out FILE`)")
@@ -103,7 +103,7 @@ class Plan:
         """``{"vt:Contacts": {"create": 3, "update": 1, "delete": 0}, ...}``"""
         out: dict[str, dict[str, int]] = {}
         for a in self.writes():
-            target = out.setdefault(f"{a.system}:{a.entity}", {op: 0 for op in API_OPS})
+            target = out.setdefault(f"{a.system}:{a.entity}", dict.fromkeys(API_OPS, 0))
             target[a.op] += 1
         return out
 

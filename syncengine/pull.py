@@ -14,16 +14,18 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 from .config import Config, parse_duration
-from .connectors import ChangeBatch, Connector, EntitySchema, connect
+from .connectors import Connector, connect
 from .errors import AuthError, ConnectorError, MassDeleteRefused, Unsupported
 from .mirror import Counts, EntityWriter, Locks, Mirror
 from .mirror.listing import Listing
 from .mirror.models import utcnow
+from .types import ChangeBatch, EntitySchema
 
 log = logging.getLogger("syncengine.pull")  # outcomes go in PullResult: the CLI and the daemon report them
 

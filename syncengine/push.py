@@ -18,21 +18,23 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
 from .config import Config
-from .connectors import Connector, EntitySchema, connect
+from .connectors import Connector, connect
 from .errors import ConnectorError, NotFound, TransientError, Unsupported, UsageError
 from .mapping import Mapping, TranslationError, Translator, other, prepare
 from .mirror import EntityWriter, Locks, Mirror
 from .mirror.models import ConflictRow, LinkRow, OutboxRow, ParkedRow, RunRow, utcnow
 from .plan import Plan, fingerprint, ref_resolver
+from .types import EntitySchema
 
 log = logging.getLogger("syncengine.push")
 

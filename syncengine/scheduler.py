@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
@@ -37,7 +37,7 @@ from .mirror.models import RunRow
 
 log = logging.getLogger("syncengine.daemon")
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 JOB_RUN = "job"  # runs.kind of a whole job run (its pull and sync runs carry the job name too)
 
 
@@ -48,7 +48,7 @@ def trigger_for(job: Job) -> BaseTrigger:
     if job.cron:
         return CronTrigger.from_crontab(job.cron)
     if job.every:
-        return IntervalTrigger(seconds=job.every.total_seconds(), start_date=EPOCH, timezone=timezone.utc)
+        return IntervalTrigger(seconds=job.every.total_seconds(), start_date=EPOCH, timezone=UTC)
     raise ValueError(f"job {job.name} has neither cron nor every")
 
 
@@ -56,7 +56,7 @@ def next_run(job: Job, after: datetime | None = None) -> datetime | None:
     """When the job runs next (aware datetime), or None for a job without a schedule."""
     if not (job.cron or job.every):
         return None
-    now = after or datetime.now(timezone.utc)
+    now = after or datetime.now(UTC)
     return trigger_for(job).get_next_fire_time(None, now)
 
 
@@ -144,10 +144,10 @@ class Daemon:
     def _already_ran(self, job: Job) -> bool:
         if not (job.cron or job.every):
             return False
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         fire, gap = current_occurrence(trigger_for(job), now)
         tolerance = min(gap / 4, timedelta(seconds=30))  # clocks of several machines differ a little
-        since = (fire - tolerance).astimezone(timezone.utc).replace(tzinfo=None)
+        since = (fire - tolerance).astimezone(UTC).replace(tzinfo=None)
         with self.mirror.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(RunRow).where(
                 RunRow.kind == JOB_RUN, RunRow.job == job.name, RunRow.started_at >= since)).scalar_one() > 0

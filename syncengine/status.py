@@ -5,7 +5,7 @@ Every timestamp is naive UTC, as the mirror stores it.
 """
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 import orjson
@@ -58,7 +58,7 @@ def _job(conn: sa.Connection, job: Job) -> dict[str, Any]:
     failures = conn.execute(sa.select(sa.func.count()).select_from(RunRow).where(
         RunRow.kind == JOB_RUN, RunRow.job == job.name, RunRow.status == "failed")).scalar_one()
     return {"name": job.name, "schedule": schedule_text(job), "pull": job.pull, "mappings": job.mappings,
-            "next_run_at": upcoming.astimezone(timezone.utc).replace(tzinfo=None) if upcoming else None,
+            "next_run_at": upcoming.astimezone(UTC).replace(tzinfo=None) if upcoming else None,
             "last_run": _run(last) if last else None, "failed_runs": failures}
 
 

@@ -4,8 +4,8 @@ Used by ``syncengine sync``, and meant for the daemon and ``migrate``: one call,
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from .config import Config
 from .mapping import SIDES, prepare

@@ -5,11 +5,20 @@ import importlib
 from typing import Any
 
 from ..http import HttpClient
-from .base import (COMMON_SETTINGS, Capture, ChangeBatch, Connector, EntitySchema, Field,
-                   Setting)
+from .base import COMMON_SETTINGS, Capture, ChangeBatch, Connector, EntitySchema, Field, Setting
 
-__all__ = ["KINDS", "COMMON_SETTINGS", "Capture", "ChangeBatch", "Connector", "EntitySchema",
-           "Field", "Setting", "connector_class", "connect"]
+__all__ = [
+    "COMMON_SETTINGS",
+    "KINDS",
+    "Capture",
+    "ChangeBatch",
+    "Connector",
+    "EntitySchema",
+    "Field",
+    "Setting",
+    "connect",
+    "connector_class",
+]
 
 # kind -> "module:Class"; imported lazily so a config check does not import every connector
 KINDS: dict[str, str] = {

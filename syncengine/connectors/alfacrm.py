@@ -36,15 +36,16 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import requests
 
-from ..errors import (AuthError, NotFound, ProtocolError, TransientError, Unsupported,
-                      ValidationError)
+from ..errors import AuthError, NotFound, ProtocolError, TransientError, Unsupported, ValidationError
 from ..http import json_body
-from .base import Capture, ChangeBatch, Connector, EntitySchema, Field, Setting
+from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
+from .base import Connector
 
 log = logging.getLogger("syncengine.alfacrm")
 
@@ -314,7 +315,7 @@ class AlfaCrmConnector(Connector):
             yield ChangeBatch(records=records, scan=True)
         yield ChangeBatch(scan=True, cursor=json.dumps({"log": scan.log_id}))
 
-    def _scan_pages(self, entity: str, scan: "_Scan") -> Iterator[list[dict[str, Any]]]:
+    def _scan_pages(self, entity: str, scan: _Scan) -> Iterator[list[dict[str, Any]]]:
         """A complete listing of ENTITY in pages of new rows (see the module docstring)."""
         model = MODELS[entity]
         if entity == "communication":
@@ -350,7 +351,7 @@ class AlfaCrmConnector(Connector):
                          "it again", self.name, entity, branch, len(ids - gone), total)
                 yield from scan.fresh(self._pages(entity, branch, filters), ids, model)
 
-    def _scan_communications(self, scan: "_Scan") -> Iterator[list[dict[str, Any]]]:
+    def _scan_communications(self, scan: _Scan) -> Iterator[list[dict[str, Any]]]:
         """Communications are nested under their customer: one listing per customer (costly)."""
         for customers in self._scan_pages("customer", _Scan(log_id=None)):
             for customer in customers:

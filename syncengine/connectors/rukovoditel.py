@@ -28,19 +28,20 @@ from __future__ import annotations
 import html
 import re
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import requests
 
-from ..errors import (AuthError, ConfigError, ConnectorError, NotFound, ProtocolError, TransientError,
-                      ValidationError)
+from ..errors import AuthError, ConfigError, ConnectorError, NotFound, ProtocolError, TransientError, ValidationError
 from ..http import json_body, origin
 from ..translit import identifier
-from .base import Capture, ChangeBatch, Connector, EntitySchema, Field, Setting
+from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
+from .base import Connector
 
 BASE_KEYS = ("id", "parent_item_id", "date_added", "date_updated", "created_by")
 RESERVED = {"fieldtype_id", "fieldtype_date_added", "fieldtype_date_updated", "fieldtype_created_by",
@@ -367,7 +368,7 @@ class RukovoditelConnector(Connector):
         if f.type == "datetime":
             moment = value if isinstance(value, datetime) else _iso(str(value), f.name, e.name, self.name)
             if moment.tzinfo is None:   # the mirror's times are UTC
-                moment = moment.replace(tzinfo=timezone.utc)
+                moment = moment.replace(tzinfo=UTC)
             return moment.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S")
         return str(value)
 
@@ -388,7 +389,7 @@ class RukovoditelConnector(Connector):
         moment = self._local(text)
         if moment is None:
             return None
-        instant = moment.replace(tzinfo=self.zone).astimezone(timezone.utc)
+        instant = moment.replace(tzinfo=self.zone).astimezone(UTC)
         return None if instant.timestamp() == 0 else instant.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def _window_start(self, since: datetime | None) -> str:

@@ -24,16 +24,17 @@ import html
 import json
 import logging
 import re
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import orjson
 import requests
 
-from ..errors import (AuthError, NotFound, ProtocolError, TransientError, Unsupported,
-                      ValidationError)
+from ..errors import AuthError, NotFound, ProtocolError, TransientError, Unsupported, ValidationError
 from ..http import json_body
-from .base import Capture, ChangeBatch, Connector, EntitySchema, Field, Setting
+from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
+from .base import Connector
 
 log = logging.getLogger("syncengine.salesman")
 

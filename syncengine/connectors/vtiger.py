@@ -15,15 +15,16 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Iterable, Iterator
+from typing import Any, ClassVar
 
 import requests
 
-from ..errors import (AuthError, ConnectorError, NotFound, ProtocolError, TransientError,
-                      ValidationError)
+from ..errors import AuthError, ConnectorError, NotFound, ProtocolError, TransientError, ValidationError
 from ..http import json_body
-from .base import Capture, ChangeBatch, Connector, EntitySchema, Field, Setting
+from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
+from .base import Connector
 
 PAGE = 100                      # vtiger caps every query page at 100 rows
 ID_BATCH = 40                   # ids per `IN (...)`: the statement travels in the URL
@@ -140,7 +141,7 @@ class VtigerConnector(Connector):
         self._ensure_session()
         return int(time.time() + self._clock_offset)
 
-    def _typed(self, exc: "_VtigerError", operation: str) -> ConnectorError:
+    def _typed(self, exc: _VtigerError, operation: str) -> ConnectorError:
         if exc.code in AUTH_ERRORS:
             return AuthError(f"{exc.code}: {exc.message}", system=self.name)
         if exc.code in VALIDATION_ERRORS:

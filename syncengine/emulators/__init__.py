@@ -11,8 +11,17 @@ from typing import Any
 
 from .base import EmulatorApp, EmulatorServer, Faults, Request, Response
 
-__all__ = ["EMULATORS", "EmulatorApp", "EmulatorServer", "Faults", "Request", "Response",
-           "create_app", "app_options", "start"]
+__all__ = [
+    "EMULATORS",
+    "EmulatorApp",
+    "EmulatorServer",
+    "Faults",
+    "Request",
+    "Response",
+    "app_options",
+    "create_app",
+    "start",
+]
 
 # kind -> (module, fixed options that select the dialect)
 EMULATORS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -65,7 +65,7 @@ class Response:
     @classmethod
     def json(cls, value: Any, status: int = 200, *, ensure_ascii: bool = False,
              escape_slashes: bool = False, content_type: str = "application/json",
-             headers: dict[str, str] | None = None) -> "Response":
+             headers: dict[str, str] | None = None) -> Response:
         """Serialise like PHP when asked: ``\\uXXXX`` escapes and ``\\/``."""
         text = json.dumps(value, ensure_ascii=ensure_ascii, separators=(",", ":"))
         if escape_slashes:
@@ -73,12 +73,12 @@ class Response:
         return cls(status, text.encode("utf-8"), content_type, headers or {})
 
     @classmethod
-    def empty(cls, status: int = 500, content_type: str = "text/html; charset=UTF-8") -> "Response":
+    def empty(cls, status: int = 500, content_type: str = "text/html; charset=UTF-8") -> Response:
         """A PHP fatal: no body at all."""
         return cls(status, b"", content_type)
 
     @classmethod
-    def html(cls, text: str, status: int = 200) -> "Response":
+    def html(cls, text: str, status: int = 200) -> Response:
         return cls(status, text.encode("utf-8"), "text/html; charset=UTF-8")
 
 

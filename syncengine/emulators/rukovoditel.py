@@ -18,7 +18,7 @@ import random
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
@@ -256,7 +256,7 @@ class RukovoditelApp(EmulatorApp):
         self.fields = {f.id: (e, f) for e in self.entities.values() for f in e.fields}
         self.entities[25].field(215).unique = unique_email
         self.items: dict[int, dict[int, Item]] = {eid: {} for eid in self.entities}
-        self.next_id = {eid: 1 for eid in self.entities}
+        self.next_id = dict.fromkeys(self.entities, 1)
         self.reports = {66: (25, "210_desc,208_asc"), 67: (25, "208_asc")}
         self.groups = {0: None, 4: {21: "view,create,update,delete,reports", 22: "view,create,update,delete"},
                        6: {21: "view_assigned"}}
@@ -885,7 +885,7 @@ class RukovoditelApp(EmulatorApp):
             self._frozen += advance
         else:
             self._offset += advance
-        return datetime.fromtimestamp(self.now(), timezone.utc).isoformat()
+        return datetime.fromtimestamp(self.now(), UTC).isoformat()
 
     def control_display_errors(self, enabled: bool = True) -> None:
         self.display_errors = bool(enabled)

@@ -20,8 +20,9 @@ import queue
 import random
 import re
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -401,7 +402,7 @@ class SalesManApp(EmulatorApp):
             login, apikey = params.get("login"), params.get("apikey")
         parsed = {"method": method, "action": str(params.get("action") or ""), "params": params,
                   "json": json_mode, "login": login, "apikey": apikey}
-        setattr(request, "_salesman", parsed)
+        request._salesman = parsed
         return parsed
 
     def operation(self, request: Request) -> str:
@@ -1003,7 +1004,7 @@ class SalesManApp(EmulatorApp):
     def _person_info(self, params, user, json_mode):
         row = self.persons.get(_intval(params.get("pid")))
         if row is None or not self._person_visible(row, self._people(user)) or not row.get("person"):
-            empty = {name: None for name in PERSON_FIELDS}
+            empty = dict.fromkeys(PERSON_FIELDS)
             empty.update({"client": "", "iduser": "", "clientpath": ""})
             return {"data": {k: empty[k] for k in self._person_record({}, info=True)}}
         data = self._person_record(row, info=True)
@@ -1038,7 +1039,7 @@ class SalesManApp(EmulatorApp):
         if "iduser" not in values:
             values["iduser"] = self._user_id(params["user"]) if params.get("user") else user["iduser"]
         pid = self._new_id("person")
-        row = {name: None for name in PERSON_FIELDS}
+        row = dict.fromkeys(PERSON_FIELDS)
         row.update({"pid": pid, "date_create": self.stamp(), "date_edit": None, "clid": 0, "loyalty": 0,
                     "clientpath": self.default_clientpath})
         row.update(values)
@@ -1287,7 +1288,7 @@ class SalesManApp(EmulatorApp):
         for name in DEAL_TEXT:
             if name in params and name != "uid":
                 values[name] = _text(params[name]) if params[name] not in (None, "") else None
-        if "title" in values and values["title"]:
+        if values.get("title"):
             values["title"] = format_title(values["title"])
         for name in ("clid", "payer", "mcid", "direction", "tip"):
             if name in params:

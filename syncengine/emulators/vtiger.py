@@ -20,9 +20,10 @@ import random
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -230,7 +231,7 @@ class VtigerApp(EmulatorApp):
         else:
             described = [layouts.CONTACTS_V84, layouts.ACCOUNTS_V84, layouts.leads_layout("Leads")]
         self.modules = {d["name"]: _module(d, self.prefixes[d["name"]]) for d in described}
-        self.counters = {name: 0 for name in self.modules}
+        self.counters = dict.fromkeys(self.modules, 0)
         self.db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self._create_tables()
 

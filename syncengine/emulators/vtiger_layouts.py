@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 LISTTYPES_V84: dict[str, Any] = {
     "types": [
         'Campaigns', 'Vendors', 'Faq', 'Quotes', 'PurchaseOrder', 'SalesOrder',

@@ -7,8 +7,9 @@ order the way it does on a live install.
 from __future__ import annotations
 
 import random
-from functools import lru_cache
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from functools import cache
+from typing import Any
 
 MALE = ["Иван", "Пётр", "Алексей", "Сергей", "Дмитрий", "Андрей", "Михаил", "Николай", "Владимир",
         "Евгений", "Александр", "Максим", "Олег", "Игорь", "Артём", "Константин", "Юрий", "Павел"]
@@ -36,7 +37,7 @@ TRANSLIT = dict(zip("абвгдеёжзийклмнопрстуфхцчшщъы�
                      "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya"]))
 
 
-@lru_cache(maxsize=None)
+@cache
 def translit(text: str) -> str:
     return "".join(TRANSLIT.get(ch, ch) for ch in text.lower())
 

@@ -10,8 +10,8 @@ webservice reports as ``INTERNAL_SERVER_ERROR``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 _TOKEN = re.compile(
     r"(\w+|'(?:[^']|'')+'|\(|\)|(?:\+|-)?\d+|,|\*|(?!<|>)=|<(?!=)|>(?!=)|<=|>=|!=|;)|([ \t\r\n]+)",

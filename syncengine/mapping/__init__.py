@@ -6,20 +6,37 @@ named mappings (and those they reference), fetches both sides' schemas (the mirr
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..config import Config
-from ..connectors import EntitySchema, connect
+from ..connectors import connect
 from ..errors import ConfigError
+from ..types import EntitySchema
 from .loader import dependency_order, load_mappings, mapping_files
 from .normalize import normalize
 from .spec import SIDES, FieldMap, Mapping, SideRef, other
 from .translate import Pending, RefResolver, TranslationError, Translator
 from .validate import validate
 
-__all__ = ["FieldMap", "Mapping", "Pending", "RefResolver", "SIDES", "SideRef", "TranslationError",
-           "Translator", "dependency_order", "load_mappings", "mapping_files", "normalize", "other",
-           "prepare", "resolve_names", "schema_for", "validate"]
+__all__ = [
+    "SIDES",
+    "FieldMap",
+    "Mapping",
+    "Pending",
+    "RefResolver",
+    "SideRef",
+    "TranslationError",
+    "Translator",
+    "dependency_order",
+    "load_mappings",
+    "mapping_files",
+    "normalize",
+    "other",
+    "prepare",
+    "resolve_names",
+    "schema_for",
+    "validate",
+]
 
 
 def resolve_names(config: Config, name: str | None) -> list[str] | None:

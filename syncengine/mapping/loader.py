@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import string
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
 from .normalize import COUNTRIES, NORMALIZERS
-from .spec import (DIRECTIONS, ON_DELETE, POLICIES, SIDES, TYPES, FieldMap, Mapping,
-                   Path_, SideRef, other)
+from .spec import DIRECTIONS, ON_DELETE, POLICIES, SIDES, TYPES, FieldMap, Mapping, Path_, SideRef, other
 
 _TOP_KEYS = {"left", "right", "direction", "match_on", "conflict", "on_delete", "phone_country", "fields"}
 _FIELD_KEYS = {"left", "right", "direction", "normalize", "type", "values", "ref", "const", "template",

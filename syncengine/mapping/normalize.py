@@ -7,7 +7,8 @@ country code); a number it cannot read is kept as its digits, so it still compar
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 #: country -> (calling code, national significant number length, trunk prefixes dropped)
 COUNTRIES: dict[str, tuple[str, int, tuple[str, ...]]] = {

@@ -27,7 +27,7 @@ class Path_:
     index: int | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "Path_ | None":
+    def parse(cls, text: str) -> Path_ | None:
         match = _PATH.match(text)
         if not match:
             return None

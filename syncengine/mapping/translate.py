@@ -11,11 +11,11 @@ from __future__ import annotations
 import html
 import string
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..connectors.base import EntitySchema, Field
+from ..types import EntitySchema, Field
 from .normalize import normalize
 from .spec import SIDES, FieldMap, Mapping
 
@@ -152,7 +152,7 @@ class Translator:
                 moment = _parse(str(raw), self._formats(fm, side, _DATETIME_FORMATS), aware=True)
                 if moment.tzinfo is None:
                     moment = moment.replace(tzinfo=self.zones[side])
-                return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         except (TypeError, ValueError):
             raise TranslationError(fm.name, f"{self.mapping.side(side)}.{fm.paths[side]} = {raw!r} "
                                    f"is not a {ctype}") from None
@@ -190,7 +190,7 @@ class Translator:
             return None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=self.zones[side])
-        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+        return moment.astimezone(UTC).replace(tzinfo=None)
 
     # -- writing ---------------------------------------------------------------------------
     def to_raw(self, side: str, values: dict[str, Any], current: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -236,7 +236,7 @@ class Translator:
             fmt = fm.formats.get(side)
             return date.fromisoformat(canon).strftime(fmt) if fmt else canon
         if ctype == "datetime":
-            moment = datetime.strptime(canon, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            moment = datetime.strptime(canon, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
             return moment.astimezone(self.zones[side]).strftime(fm.formats.get(side) or WRITE_TIME_FORMAT)
         if ctype == "boolean":
             return 1 if canon else 0
@@ -263,7 +263,7 @@ def _zone(name: str | None) -> Any:
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
+        return UTC
 
 
 def _text(value: Any) -> str:

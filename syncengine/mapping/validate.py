@@ -4,8 +4,8 @@ from __future__ import annotations
 import difflib
 import string
 
-from ..connectors.base import EntitySchema
 from ..errors import ConfigError
+from ..types import EntitySchema
 from .spec import Mapping
 
 # Keys a record carries that describe does not list.

@@ -2,7 +2,7 @@
 200,000 records with the mirror costs database work, not memory that grows with the entity."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from .store import Mirror
 
@@ -21,7 +21,7 @@ class Listing:
         self.qmark = self.conn.dialect.paramstyle == "qmark"
         self.count = 0
 
-    def __enter__(self) -> "Listing":
+    def __enter__(self) -> Listing:
         return self
 
     def __exit__(self, *exc: object) -> None:

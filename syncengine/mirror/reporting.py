@@ -7,8 +7,9 @@ A field the CRM adds later becomes a new column; rows are never dropped, deletio
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
-from ..connectors.base import EntitySchema, Field
+from ..types import EntitySchema, Field
 
 _SQL_TYPES: dict[str, Callable[[], sa.types.TypeEngine]] = {
     "integer": sa.BigInteger, "number": sa.Float, "boolean": sa.Boolean, "date": sa.Date,
@@ -132,7 +133,7 @@ def _date(value: Any) -> date:
 
 def _datetime(value: Any) -> datetime:
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, timezone.utc)
+        return datetime.fromtimestamp(value, UTC)
     text = str(value)
     return datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
 
@@ -142,4 +143,4 @@ def _to_utc(value: datetime, zone: ZoneInfo | None) -> datetime:
         if zone is None:
             return value
         value = value.replace(tzinfo=zone)
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.astimezone(UTC).replace(tzinfo=None)

@@ -8,16 +8,17 @@ Unchanged records (same content hash) are not written at all.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..connectors.base import EntitySchema, Field
-from ..http import SECRETS
+from ..redact import SECRETS
+from ..types import EntitySchema, Field
 from . import db, reporting
 from .models import ChangeHintRow, CursorRow, RecordRow, RunRow, SchemaRow, utcnow
 
@@ -32,7 +33,7 @@ class Counts:
     deleted: int = 0
     unchanged: int = 0
 
-    def __iadd__(self, other: "Counts") -> "Counts":
+    def __iadd__(self, other: Counts) -> Counts:
         for key, value in asdict(other).items():
             setattr(self, key, getattr(self, key) + value)
         return self
@@ -160,7 +161,7 @@ class Mirror:
                 finished_at=utcnow(), status=status, counts=SECRETS.redact(orjson.dumps(counts).decode()),
                 error=SECRETS.redact(error) if error else None))
 
-    def writer(self, system: str, schema: EntitySchema) -> "EntityWriter":
+    def writer(self, system: str, schema: EntitySchema) -> EntityWriter:
         return EntityWriter(self, system, schema)
 
 

@@ -22,11 +22,12 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -428,7 +429,7 @@ class VtigerReplayer(Replayer):
         if isinstance(result, dict):
             if "serverTime" in result:
                 return float(result["serverTime"])
-            if "modifiedtime" in result and result["modifiedtime"]:
+            if result.get("modifiedtime"):
                 return self.epoch(result["modifiedtime"])
         return None
 
@@ -587,7 +588,7 @@ class RukovoditelReplayer(Replayer):
             values = {k: row.get(f"{k}_db_value", v) for k, v in row.items() if k.isdigit() and k in RUK_STAGED}
             if re.fullmatch(r"\d\d/\d\d/\d{4}", str(row.get("218", ""))):
                 values["218"] = str(int(datetime.strptime(row["218"], "%m/%d/%Y").replace(
-                    tzinfo=timezone.utc).timestamp()))
+                    tzinfo=UTC).timestamp()))
             self.control("clock", at=_ruk_time(row["date_added"]))
             ours = self.control("insert", entity=25, values=values)
             if row.get("date_updated") not in (None, "", "01/01/1970 00:00"):
@@ -656,7 +657,7 @@ def _ruk_time(text: str) -> float:
     """A Rukovoditel ``m/d/Y H:i`` display time of the recorded install (UTC) as an epoch, in the middle
     of its minute (the display drops the seconds; second-precision filters of the recording then still
     cut where they cut on the real install)."""
-    return datetime.strptime(text, "%m/%d/%Y %H:%M").replace(tzinfo=timezone.utc).timestamp() + 30
+    return datetime.strptime(text, "%m/%d/%Y %H:%M").replace(tzinfo=UTC).timestamp() + 30
 
 
 def app_password(app: Any) -> str:

@@ -2,7 +2,7 @@
 paging, writes and the three error shapes."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -147,7 +147,7 @@ def test_values_ids_with_label_twins_utc_timestamps_and_plain_types(ruko):
         "field_222": "Строка 1\nLine 2 <b>bold</b>", "field_223": "1,2", "field_224": "true",
         "field_225": "1"})
     record = connector.fetch("Contacts", [str(rid)])[0]
-    added = datetime.fromtimestamp(server.app.live_records("Contacts")[str(rid)]["date_added"], timezone.utc)
+    added = datetime.fromtimestamp(server.app.live_records("Contacts")[str(rid)]["date_added"], UTC)
     assert record == {
         "id": str(rid), "date_added": added.strftime("%Y-%m-%dT%H:%M:00Z"), "date_updated": None,
         "created_by": "1", "created_by_label": "Admin User",

@@ -9,7 +9,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 import sqlalchemy as sa
@@ -52,7 +52,7 @@ def run_for(daemons: list[Daemon], seconds: float) -> tuple[float, float]:
 
 def utc_seconds(run: RunRow) -> int:
     """The whole second a run belongs to: 1 s interval jobs fire on whole seconds of the epoch."""
-    return math.floor(run.started_at.replace(tzinfo=timezone.utc).timestamp())
+    return math.floor(run.started_at.replace(tzinfo=UTC).timestamp())
 
 
 def test_two_jobs_run_once_per_occurrence_and_never_overlap(two_crms, ops_config, sqlite_url):

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from syncengine.mapping import normalize
+from syncengine.mapping import normalize, prepare
 from syncengine.mirror import Mirror
 from syncengine.mirror.models import OutboxRow
 from syncengine.plan import Plan, make_plan
-from syncengine.mapping import prepare
 from syncengine.pull import pull
 from syncengine.push import apply_plan
 from syncengine.sync import run_sync

@@ -5,9 +5,9 @@ import pytest
 from click.testing import CliRunner
 
 from syncengine.cli import main
-from syncengine.connectors.base import EntitySchema, Field
 from syncengine.errors import ConfigError
 from syncengine.mapping import Translator, load_mappings, normalize, validate
+from syncengine.types import EntitySchema, Field
 
 GOOD = """
 left = "vt:Contacts"

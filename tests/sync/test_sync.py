@@ -14,8 +14,8 @@ from syncengine.mapping import normalize
 from syncengine.mirror import Mirror
 from syncengine.mirror.models import LinkRow, OutboxRow
 from syncengine.plan import Plan
-from syncengine.push import conflicts, resolve_conflict, summary
 from syncengine.pull import pull
+from syncengine.push import conflicts, resolve_conflict, summary
 from syncengine.sync import run_sync
 
 

@@ -8,11 +8,11 @@ stdin ``arg\\targ…`` → stdout ``pid N`` when the child starts, then ``exit C
 import os
 import sys
 
-from syncengine.cli import main  # noqa: F401  (warm every import the child needs)
-import syncengine.cli_sync  # noqa: F401
-import syncengine.connectors.alfacrm  # noqa: F401
-import syncengine.connectors.vtiger  # noqa: F401
+import syncengine.cli_sync
+import syncengine.connectors.alfacrm
+import syncengine.connectors.vtiger
 import syncengine.push  # noqa: F401
+from syncengine.cli import main
 
 
 def serve() -> None:
