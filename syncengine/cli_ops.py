@@ -167,8 +167,8 @@ def migrate(config: Config, source: str, target: str, mapping_file: str | None, 
         TimeRemainingColumn,
     )
 
-    from .migrate import migrate as run_migrate
-    from .migrate import parse_side
+    from .transfer import migrate as run_migrate
+    from .transfer import parse_side
 
     if workers < 1:
         raise UsageError("--workers must be at least 1")

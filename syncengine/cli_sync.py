@@ -210,7 +210,7 @@ def undo_command(config: Config, run_id: int, as_json: bool) -> None:
       syncengine status            # find the run id
       syncengine undo 42
     """
-    from .push import undo
+    from .undo import undo
 
     result = undo(config, run_id)
     if as_json:
@@ -240,8 +240,8 @@ def conflicts_group(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from .config import load_config
+    from .conflicts import conflicts
     from .mirror import Mirror
-    from .push import conflicts
 
     config = load_config(ctx.find_root().obj["config_path"])
     rows = conflicts(Mirror(config.mirror_url), all_states=show_all)
@@ -274,8 +274,8 @@ def conflicts_resolve(config: Config, conflict_id: int, take: str) -> None:
       syncengine conflicts resolve 7 --take right
       syncengine conflicts resolve 7 --take 'value=ivan@example.com'
     """
+    from .conflicts import resolve_conflict
     from .mirror import Mirror
-    from .push import resolve_conflict
 
     if take in ("left", "right"):
         outcome = resolve_conflict(Mirror(config.mirror_url), conflict_id, take=take)

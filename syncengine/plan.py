@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
+from . import jsonutil
 from .mapping import SIDES, Mapping, Pending, RefResolver, SideRef, TranslationError, Translator, other
 from .mirror import Mirror
 from .mirror.models import ConflictRow, LinkRow, OutboxRow, RecordRow, utcnow
@@ -85,11 +85,11 @@ class Plan:
     version: int = PLAN_VERSION
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+        return jsonutil.dumpb(asdict(self), indent=True)
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Plan:
-        raw = orjson.loads(data)
+        raw = jsonutil.loads(data)
         if not isinstance(raw, dict) or raw.get("version") != PLAN_VERSION or "actions" not in raw:
             raise ValueError("not a syncengine plan file (make one with `syncengine plan --out FILE`)")
         raw["actions"] = [Action(**a) for a in raw["actions"]]
@@ -138,14 +138,14 @@ def load_side(mirror: Mirror, side: SideRef) -> dict[str, SideRecord]:
     stmt = sa.select(r.c.remote_id, r.c.data, r.c.last_changed, r.c.deleted_at).where(
         r.c.system == side.system, r.c.entity == side.entity)
     with mirror.engine.connect() as conn:
-        return {rid: SideRecord(orjson.loads(data), changed, deleted is not None)
+        return {rid: SideRecord(jsonutil.loads(data), changed, deleted is not None)
                 for rid, data, changed, deleted in conn.execute(stmt)}
 
 
 def load_links(mirror: Mirror, mapping: str) -> list[Link]:
     with mirror.engine.connect() as conn:
         rows = conn.execute(sa.select(LinkRow).where(LinkRow.mapping == mapping).order_by(LinkRow.id)).all()
-    return [Link(r.id, r.left_id, r.right_id, r.state, orjson.loads(r.shadow)) for r in rows]
+    return [Link(r.id, r.left_id, r.right_id, r.state, jsonutil.loads(r.shadow)) for r in rows]
 
 
 def ref_resolver(mirror: Mirror, mappings: Iterable[str]) -> RefResolver:
@@ -171,10 +171,10 @@ def fingerprint(mirror: Mirror, mappings: list[Mapping]) -> str:
                 digest.update(f"{rid}:{h}:{deleted is not None};".encode())
         for row in conn.execute(sa.select(LinkRow.id, LinkRow.left_id, LinkRow.right_id, LinkRow.state,
                                           LinkRow.shadow).where(LinkRow.mapping.in_(names)).order_by(LinkRow.id)):
-            digest.update(orjson.dumps(list(row)))
+            digest.update(jsonutil.dumpb(list(row)))
         for row in conn.execute(sa.select(ConflictRow.id, ConflictRow.state, ConflictRow.value).where(
                 ConflictRow.mapping.in_(names)).order_by(ConflictRow.id)):
-            digest.update(orjson.dumps(list(row)))
+            digest.update(jsonutil.dumpb(list(row)))
     return digest.hexdigest()
 
 
@@ -304,7 +304,7 @@ class MappingPlanner:
             open_conflict = conflicts.get((link.id, name))
             if open_conflict is not None:
                 if open_conflict.state == "resolved":
-                    chosen = orjson.loads(open_conflict.value)
+                    chosen = jsonutil.loads(open_conflict.value)
                     for side, current in (("left", left), ("right", right)):
                         if current != chosen and fm.flows_to(side):
                             writes[side][name] = chosen

@@ -1,4 +1,4 @@
-"""Push: carry out a plan through the connectors, crash-safely; undo a run; report what is stuck.
+"""Push: carry out a plan through the connectors, crash-safely.
 
 Every write goes through the ``outbox``: all of a plan's writes are recorded (``pending``) before
 the first API call, each is marked ``sent`` just before its call and ``done`` after it, together
@@ -22,29 +22,25 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-import orjson
 import sqlalchemy as sa
 
+from . import jsonutil
 from .config import Config
 from .connectors import Connector, connect
-from .errors import ConnectorError, NotFound, TransientError, Unsupported, UsageError
+from .errors import ConnectorError, TransientError, Unsupported, UsageError
 from .mapping import Mapping, TranslationError, Translator, other, prepare
 from .mirror import EntityWriter, Locks, Mirror
-from .mirror.models import ConflictRow, LinkRow, OutboxRow, ParkedRow, RunRow, utcnow
+from .mirror.models import ConflictRow, LinkRow, OutboxRow, ParkedRow, utcnow
 from .plan import Plan, fingerprint, ref_resolver
 from .types import EntitySchema
 
 log = logging.getLogger("syncengine.push")
 
 DEFAULT_WORKERS = 4
-O = OutboxRow.__table__
-L = LinkRow.__table__
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+OUT = cast(sa.Table, OutboxRow.__table__)
+L = cast(sa.Table, LinkRow.__table__)
 
 
 @dataclass
@@ -142,7 +138,7 @@ class Pusher:
             return
         self._set_state(row["id"], "sent", attempts=row["attempts"] + 1)
         connector = self.connector(system)
-        payload = orjson.loads(row["payload"])
+        payload = jsonutil.loads(row["payload"])
         try:
             if op == "create":
                 record = connector.create(entity, payload)
@@ -167,7 +163,7 @@ class Pusher:
     def done(self, row: dict[str, Any], record: dict[str, Any] | None) -> None:
         """The write happened: mirror the returned record, move the link's shadow, close the row."""
         op, mapping, side = row["op"], row["mapping"], row["side"]
-        settles = orjson.loads(row["settles"])
+        settles = jsonutil.loads(row["settles"])
         writer = self.writer(mapping, side)
         now = utcnow()
         with self.lock:
@@ -180,10 +176,10 @@ class Pusher:
             ids[side] = remote_id
             shadow_before = None
             with self.mirror.engine.begin() as conn:
-                link = _find_link(conn, mapping, ids["left"], ids["right"])
+                link = find_link(conn, mapping, ids["left"], ids["right"])
                 if op == "create" and link is None:
                     conn.execute(sa.insert(L).values(mapping=mapping, left_id=ids["left"], right_id=ids["right"],
-                                                     state="active", shadow=_dumps(settles),
+                                                     state="active", shadow=jsonutil.dumps(settles),
                                                      created_at=now, updated_at=now))
                 elif link is not None:
                     shadow_before = link.shadow
@@ -191,11 +187,11 @@ class Pusher:
                     if op == "delete":
                         values["state"] = "deleted"
                     else:
-                        values["shadow"] = _dumps({**orjson.loads(link.shadow), **settles})
+                        values["shadow"] = jsonutil.dumps({**jsonutil.loads(link.shadow), **settles})
                     conn.execute(sa.update(L).where(L.c.id == link.id).values(**values))
-                conn.execute(sa.update(O).where(O.c.key == row["key"], O.c.state == "failed").values(
+                conn.execute(sa.update(OUT).where(OUT.c.key == row["key"], OUT.c.state == "failed").values(
                     state="retried", updated_at=now))
-                conn.execute(sa.update(O).where(O.c.id == row["id"]).values(
+                conn.execute(sa.update(OUT).where(OUT.c.id == row["id"]).values(
                     state="done", remote_id=remote_id, left_id=ids["left"], right_id=ids["right"],
                     shadow_before=shadow_before, error=None, updated_at=now))
                 conn.execute(sa.delete(ParkedRow).where(
@@ -219,7 +215,7 @@ class Pusher:
 
     def _set_state(self, row_id: int, state: str, **values: Any) -> None:
         with self.lock, self.mirror.engine.begin() as conn:
-            conn.execute(sa.update(O).where(O.c.id == row_id).values(state=state, updated_at=utcnow(), **values))
+            conn.execute(sa.update(OUT).where(OUT.c.id == row_id).values(state=state, updated_at=utcnow(), **values))
 
     def _source_linked(self, row: dict[str, Any]) -> bool:
         source = other(row["side"])
@@ -237,12 +233,12 @@ class Pusher:
         Pending rows of other plans are abandoned: a newer plan supersedes them.
         """
         with self.mirror.engine.connect() as conn:  # our mappings only: their sync locks are ours
-            rows = [dict(r._mapping) for r in conn.execute(sa.select(O).where(
-                O.c.state.in_(("sent", "pending")), O.c.plan_id != (plan_id or ""),
-                O.c.mapping.in_(list(self.mappings))).order_by(O.c.id))]
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(OUT).where(
+                OUT.c.state.in_(("sent", "pending")), OUT.c.plan_id != (plan_id or ""),
+                OUT.c.mapping.in_(list(self.mappings))).order_by(OUT.c.id))]
             if plan_id:
-                rows += [dict(r._mapping) for r in conn.execute(sa.select(O).where(
-                    O.c.state == "sent", O.c.plan_id == plan_id).order_by(O.c.id))]
+                rows += [dict(r._mapping) for r in conn.execute(sa.select(OUT).where(
+                    OUT.c.state == "sent", OUT.c.plan_id == plan_id).order_by(OUT.c.id))]
         adopted = 0
         for row in rows:
             mine = row["plan_id"] == plan_id
@@ -265,8 +261,8 @@ class Pusher:
         mapping, side = row["mapping"], row["side"]
         tr = self.translator(mapping)
         ref = self.mapping(mapping).side(side)
-        match = orjson.loads(row["match"]) if row["match"] else None
-        settles = orjson.loads(row["settles"])
+        match = jsonutil.loads(row["match"]) if row["match"] else None
+        settles = jsonutil.loads(row["settles"])
         candidates: Iterable[dict[str, Any]] | None = None
         if match:
             try:
@@ -317,7 +313,7 @@ def apply_plan(config: Config, plan: Plan, *, mirror: Mirror | None = None, work
     started = time.monotonic()
     prepared = prepared if prepared is not None else prepare(config, plan.mappings, mirror)
     with mirror.engine.connect() as conn:
-        states = Counter(conn.execute(sa.select(O.c.state).where(O.c.plan_id == plan.id)).scalars())
+        states = Counter(conn.execute(sa.select(OUT.c.state).where(OUT.c.plan_id == plan.id)).scalars())
     resumed = sum(states.values())
     if resumed and not states["pending"] and not states["sent"]:
         raise UsageError(f"plan {plan.id[:8]} was already applied ({states['done']} write(s) done); "
@@ -337,8 +333,8 @@ def apply_plan(config: Config, plan: Plan, *, mirror: Mirror | None = None, work
         _apply_state_actions(mirror, plan)
         result.recovered = pusher.recover(plan.id)
         with mirror.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(sa.select(O).where(
-                O.c.plan_id == plan.id, O.c.state == "pending").order_by(O.c.id))]
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(OUT).where(
+                OUT.c.plan_id == plan.id, OUT.c.state == "pending").order_by(OUT.c.id))]
         _run_concurrently(pusher, rows, result)
         _park_issues(mirror, plan)
     except BaseException as exc:
@@ -357,18 +353,18 @@ def _record_outbox(mirror: Mirror, plan: Plan, run_id: int) -> None:
     """Every write of the plan, ``pending``, in one transaction before the first call."""
     now = utcnow()
     with mirror.engine.begin() as conn:
-        known = set(conn.execute(sa.select(O.c.key).where(O.c.plan_id == plan.id)).scalars())
+        known = set(conn.execute(sa.select(OUT.c.key).where(OUT.c.plan_id == plan.id)).scalars())
         rows = [{"plan_id": plan.id, "key": a.key, "run_id": run_id, "mapping": a.mapping, "op": a.op,
                  "side": a.side, "system": a.system, "entity": a.entity, "remote_id": a.remote_id,
-                 "left_id": a.left_id, "right_id": a.right_id, "payload": _dumps(a.values),
-                 "settles": _dumps(a.settles), "match": _dumps(a.match) if a.match else None,
-                 "before": _dumps(a.before), "shadow_before": None, "state": "pending", "attempts": 0,
+                 "left_id": a.left_id, "right_id": a.right_id, "payload": jsonutil.dumps(a.values),
+                 "settles": jsonutil.dumps(a.settles), "match": jsonutil.dumps(a.match) if a.match else None,
+                 "before": jsonutil.dumps(a.before), "shadow_before": None, "state": "pending", "attempts": 0,
                  "error": None, "created_at": now, "updated_at": now}
                 for a in plan.writes() if a.key not in known]
         if rows:
-            conn.execute(sa.insert(O), rows)
+            conn.execute(sa.insert(OUT), rows)
         if known:  # a resumed plan: what is left belongs to this run
-            conn.execute(sa.update(O).where(O.c.plan_id == plan.id, O.c.state.in_(("pending", "sent")))
+            conn.execute(sa.update(OUT).where(OUT.c.plan_id == plan.id, OUT.c.state.in_(("pending", "sent")))
                          .values(run_id=run_id))
 
 
@@ -388,10 +384,11 @@ def _apply_state_actions(mirror: Mirror, plan: Plan) -> None:
             if a.op == "link":
                 if link is None:
                     inserts.append({"mapping": a.mapping, "left_id": a.left_id, "right_id": a.right_id,
-                                    "state": "active", "shadow": _dumps(a.settles), "created_at": now,
+                                    "state": "active", "shadow": jsonutil.dumps(a.settles), "created_at": now,
                                     "updated_at": now})
                 elif a.settles:
-                    shadows.append({"b_id": link.id, "b_shadow": _dumps({**orjson.loads(link.shadow), **a.settles})})
+                    shadow = {**jsonutil.loads(link.shadow), **a.settles}
+                    shadows.append({"b_id": link.id, "b_shadow": jsonutil.dumps(shadow)})
                 closes += a.closes
             elif a.op == "unlink" and link is not None:
                 states.append({"b_id": link.id, "b_state": a.state})
@@ -410,15 +407,15 @@ def _apply_state_actions(mirror: Mirror, plan: Plan) -> None:
         for a in actions:  # conflicts last: a new pair's conflict needs the link inserted above
             if a.op != "conflict":
                 continue
-            link = _find_link(conn, a.mapping, a.left_id, a.right_id)
+            link = find_link(conn, a.mapping, a.left_id, a.right_id)
             c = a.conflict or {}
             exists = link is None or conn.execute(sa.select(ConflictRow.id).where(
                 ConflictRow.mapping == a.mapping, ConflictRow.link_id == link.id,
                 ConflictRow.field == c["field"], ConflictRow.state.in_(("open", "resolved")))).first()
             if not exists:
                 conn.execute(sa.insert(ConflictRow).values(
-                    mapping=a.mapping, link_id=link.id, field=c["field"], left_value=_dumps(c["left"]),
-                    right_value=_dumps(c["right"]), shadow_value=_dumps(c["shadow"]), state="open",
+                    mapping=a.mapping, link_id=link.id, field=c["field"], left_value=jsonutil.dumps(c["left"]),
+                    right_value=jsonutil.dumps(c["right"]), shadow_value=jsonutil.dumps(c["shadow"]), state="open",
                     created_at=now))
 
 
@@ -456,7 +453,7 @@ def _park_issues(mirror: Mirror, plan: Plan) -> None:
 
 
 def _plan_started(conn: sa.Connection, plan: Plan) -> Any:
-    return conn.execute(sa.select(sa.func.min(O.c.created_at)).where(O.c.plan_id == plan.id)).scalar() or utcnow()
+    return conn.execute(sa.select(sa.func.min(OUT.c.created_at)).where(OUT.c.plan_id == plan.id)).scalar() or utcnow()
 
 
 def park(conn: sa.Connection, mapping: str, side: str, remote_id: str, kind: str, error: str) -> None:
@@ -469,7 +466,7 @@ def park(conn: sa.Connection, mapping: str, side: str, remote_id: str, kind: str
                                                  error=error, attempts=1, first_seen=now, last_seen=now))
 
 
-def _find_link(conn: sa.Connection, mapping: str, left_id: str | None, right_id: str | None) -> Any:
+def find_link(conn: sa.Connection, mapping: str, left_id: str | None, right_id: str | None) -> Any:
     if left_id is not None:
         row = conn.execute(sa.select(L).where(L.c.mapping == mapping, L.c.left_id == left_id)).first()
         if row is not None:
@@ -479,132 +476,4 @@ def _find_link(conn: sa.Connection, mapping: str, left_id: str | None, right_id:
     return None
 
 
-# -- undo ----------------------------------------------------------------------------------
-
-@dataclass
-class UndoResult:
-    run_id: int
-    restored: list[str] = field(default_factory=list)
-    not_restored: list[str] = field(default_factory=list)
-
-
-def undo(config: Config, run_id: int, *, mirror: Mirror | None = None) -> UndoResult:
-    """Put back what sync run RUN_ID wrote: updates get their previous values, creates are deleted;
-    deletes are reported (no CRM API we serve restores a deleted record)."""
-    mirror = mirror or Mirror(config.mirror_url)
-    with mirror.engine.connect() as conn:
-        run = conn.execute(sa.select(RunRow).where(RunRow.id == run_id)).first()
-        if run is None or run.kind != "sync":
-            raise UsageError(f"run {run_id} is not a sync run; `syncengine status` lists recent runs")
-        rows = [dict(r._mapping) for r in conn.execute(sa.select(O).where(
-            O.c.run_id == run_id, O.c.state == "done").order_by(O.c.id.desc()))]
-    result = UndoResult(run_id)
-    pusher = Pusher(config, mirror, [], workers=1)
-    undo_run = mirror.start_run("undo", f"run {run_id}")
-    try:
-        for row in rows:
-            what = f"{row['op']} of {row['system']}:{row['entity']} {row['remote_id']}"
-            try:
-                _undo_one(pusher, row)
-            except (ConnectorError, UsageError) as exc:
-                result.not_restored.append(f"{what}: {exc}")
-                continue
-            except _CannotUndo as exc:
-                result.not_restored.append(f"{what}: {exc}")
-                continue
-            result.restored.append(what)
-    finally:
-        pusher.close()
-        mirror.finish_run(undo_run, "ok" if not result.not_restored else "warning",
-                          {"restored": len(result.restored), "not_restored": result.not_restored})
-    return result
-
-
-class _CannotUndo(Exception):
-    pass
-
-
-def _undo_one(pusher: Pusher, row: dict[str, Any]) -> None:
-    connector = pusher.connector(row["system"])
-    writer = pusher.writer(row["mapping"], row["side"])
-    now = utcnow()
-    if row["op"] == "delete":
-        raise _CannotUndo("the record was deleted and the API cannot restore it; restore it in the CRM "
-                          "(vtiger: recycle bin), the next sync links it again")
-    if row["op"] == "create":
-        try:
-            connector.delete(row["entity"], row["remote_id"])
-        except NotFound:
-            pass
-        with pusher.lock:
-            writer.apply([], [row["remote_id"]])
-            with pusher.mirror.engine.begin() as conn:
-                conn.execute(sa.delete(L).where(L.c.mapping == row["mapping"], L.c.left_id == row["left_id"],
-                                                L.c.right_id == row["right_id"]))
-                conn.execute(sa.update(O).where(O.c.id == row["id"]).values(state="undone", updated_at=now))
-        return
-    before = orjson.loads(row["before"] or "{}")
-    record = connector.update(row["entity"], row["remote_id"], before)
-    with pusher.lock:
-        writer.apply([record])
-        with pusher.mirror.engine.begin() as conn:
-            link = _find_link(conn, row["mapping"], row["left_id"], row["right_id"])
-            if link is not None and row["shadow_before"] is not None:
-                shadow = orjson.loads(link.shadow)
-                previous = orjson.loads(row["shadow_before"])
-                for name in orjson.loads(row["settles"]):
-                    if name in previous:
-                        shadow[name] = previous[name]
-                    else:
-                        shadow.pop(name, None)
-                conn.execute(sa.update(L).where(L.c.id == link.id).values(shadow=_dumps(shadow), updated_at=now))
-            conn.execute(sa.update(O).where(O.c.id == row["id"]).values(state="undone", updated_at=now))
-
-
-# -- conflicts and status ----------------------------------------------------------------------
-
-def conflicts(mirror: Mirror, *, all_states: bool = False) -> list[dict[str, Any]]:
-    c = ConflictRow.__table__
-    stmt = sa.select(c, L.c.left_id, L.c.right_id).join(L, L.c.id == c.c.link_id, isouter=True).order_by(c.c.id)
-    if not all_states:
-        stmt = stmt.where(c.c.state.in_(("open", "resolved")))
-    with mirror.engine.connect() as conn:
-        rows = conn.execute(stmt).all()
-    return [{"id": r.id, "mapping": r.mapping, "link": r.link_id, "left_id": r.left_id, "right_id": r.right_id,
-             "field": r.field, "left": orjson.loads(r.left_value), "right": orjson.loads(r.right_value),
-             "shadow": orjson.loads(r.shadow_value) if r.shadow_value else None, "state": r.state,
-             "value": orjson.loads(r.value) if r.value else None, "created_at": r.created_at}
-            for r in rows]
-
-
-def resolve_conflict(mirror: Mirror, conflict_id: int, *, take: str | None = None, value: Any = None) -> dict[str, Any]:
-    """Settle one conflict: the value of a side (``take``) or a given VALUE; the next sync writes it."""
-    with mirror.engine.begin() as conn:
-        row = conn.execute(sa.select(ConflictRow).where(ConflictRow.id == conflict_id)).first()
-        if row is None:
-            raise UsageError(f"no conflict {conflict_id}; `syncengine conflicts` lists the open ones")
-        if row.state not in ("open", "resolved"):
-            raise UsageError(f"conflict {conflict_id} is already {row.state}")
-        if take is not None:
-            value = orjson.loads(row.left_value if take == "left" else row.right_value)
-        conn.execute(sa.update(ConflictRow).where(ConflictRow.id == conflict_id).values(
-            state="resolved", value=_dumps(value), resolved_at=utcnow()))
-    return {"id": conflict_id, "field": row.field, "value": value}
-
-
-def summary(mirror: Mirror, *, limit: int = 20) -> dict[str, Any]:
-    """Counts for ``syncengine status``: parked records, open conflicts, unconfirmed writes."""
-    with mirror.engine.connect() as conn:
-        parked = conn.execute(sa.select(ParkedRow).order_by(ParkedRow.last_seen.desc()).limit(limit)).all()
-        n_parked = conn.execute(sa.select(sa.func.count()).select_from(ParkedRow)).scalar_one()
-        n_conflicts = conn.execute(sa.select(sa.func.count()).select_from(ConflictRow).where(
-            ConflictRow.state == "open")).scalar_one()
-        n_sent = conn.execute(sa.select(sa.func.count()).select_from(O).where(O.c.state == "sent")).scalar_one()
-    return {"parked": n_parked, "conflicts": n_conflicts, "unconfirmed_writes": n_sent,
-            "parked_records": [{"mapping": p.mapping, "side": p.side, "remote_id": p.remote_id, "kind": p.kind,
-                                "error": p.error, "attempts": p.attempts, "since": p.first_seen}
-                               for p in parked]}
-
-
-__all__ = ["ApplyResult", "Pusher", "UndoResult", "apply_plan", "conflicts", "park",
-           "resolve_conflict", "summary", "undo"]
+__all__ = ["ApplyResult", "Pusher", "apply_plan", "find_link", "holding", "park"]

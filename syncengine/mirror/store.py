@@ -106,11 +106,6 @@ class Mirror:
                 CursorRow.system == system, CursorRow.entity == entity)).first()
         return CursorState(row.cursor, row.last_sweep_at, True) if row else CursorState(None, None, False)
 
-    def reset_cursor(self, system: str, entity: str | None = None) -> None:
-        with self.engine.begin() as conn:
-            stmt = sa.delete(CursorRow).where(CursorRow.system == system)
-            conn.execute(stmt.where(CursorRow.entity == entity) if entity else stmt)
-
     # -- reads -----------------------------------------------------------------------------
     def records(self, system: str, entity: str, *, deleted: bool = False) -> dict[str, dict[str, Any]]:
         """Live records (or, with ``deleted=True``, all of them) as ``{remote_id: data}``."""

@@ -10,12 +10,12 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from syncengine.cli import main
+from syncengine.conflicts import conflicts, resolve_conflict
 from syncengine.mapping import normalize
 from syncengine.mirror import Mirror
-from syncengine.mirror.models import LinkRow, OutboxRow
+from syncengine.mirror.models import LinkRow, OutboxRow, ParkedRow
 from syncengine.plan import Plan
 from syncengine.pull import pull
-from syncengine.push import conflicts, resolve_conflict, summary
 from syncengine.sync import run_sync
 
 
@@ -139,7 +139,7 @@ def test_plan_is_what_apply_does_and_undo_restores(small, tmp_path):
 
 def test_apply_refuses_a_plan_the_mirror_has_moved_past(small, tmp_path):
     plan_file = tmp_path / "p.plan"
-    small.vt_edit(list(small.ids)[0], lastname="Первый")
+    small.vt_edit(next(iter(small.ids)), lastname="Первый")
     assert cli(small, "plan", "--pull", "--out", str(plan_file)).exit_code == 0
     small.vt_edit(list(small.ids)[1], lastname="Второй")
     pull(small.config)
@@ -156,21 +156,24 @@ def test_refused_writes_and_ambiguous_matches_are_parked_not_fatal(small):
     result = run_sync(small.config)
     assert not result.ok and len(result.apply.failed) == 1
     assert any(c["email"] == ["good@example.com"] for c in small.alfa_customers().values())
-    info = summary(Mirror(small.config.mirror_url))
-    parked = {(p["remote_id"], p["kind"]) for p in info["parked_records"]}
+    parked = {(p.remote_id, p.kind) for p in parked_rows(small)}
     assert (bad, "write") in parked and (twin, "ambiguous") in parked
     assert good not in {p[0] for p in parked}
     again = run_sync(small.config)  # retried, still refused; attempts counted
     assert len(again.apply.failed) == 1
-    assert next(p for p in summary(Mirror(small.config.mirror_url))["parked_records"]
-                if p["remote_id"] == bad)["attempts"] == 2
+    assert next(p for p in parked_rows(small) if p.remote_id == bad).attempts == 2
     small.vt_edit(bad, email="fixed@example.com")
     assert run_sync(small.config).ok
-    assert bad not in {p["remote_id"] for p in summary(Mirror(small.config.mirror_url))["parked_records"]}
+    assert bad not in {p.remote_id for p in parked_rows(small)}
+
+
+def parked_rows(small):
+    with Mirror(small.config.mirror_url).engine.connect() as conn:
+        return conn.execute(sa.select(ParkedRow)).all()
 
 
 def test_a_delete_propagates(small):
-    a = list(small.ids)[0]
+    a = next(iter(small.ids))
     small.vt.control_delete(a)
     result = run_sync(small.config)
     assert result.apply.done[("alfa:customer", "delete")] == 1

@@ -236,6 +236,8 @@ class _watch_outbox:
             self._report()
 
     def _report(self) -> None:
+        if self.callback is None:
+            return
         with self.mirror.engine.connect() as conn:
             finished = conn.execute(sa.select(sa.func.count()).select_from(OutboxRow).where(
                 OutboxRow.plan_id == self.plan.id, OutboxRow.state.in_(("done", "failed")))).scalar_one()
