@@ -47,6 +47,9 @@ def create_engine(url: str) -> sa.Engine:
         return engine
     try:
         return sa.create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:  # the URL names a driver this install lacks
+        extra = " (pip install 'syncengine[postgres]')" if exc.name == "psycopg" else ""
+        raise UsageError(f"mirror.url: the database driver {exc.name!r} is not installed{extra}") from None
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise UsageError(f"mirror.url: cannot use this database URL ({exc})") from None
 

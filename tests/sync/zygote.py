@@ -8,7 +8,7 @@ stdin ``arg\\targ…`` → stdout ``pid N`` when the child starts, then ``exit C
 import os
 import sys
 
-import syncengine.cli_sync
+import syncengine.cli.sync
 import syncengine.connectors.alfacrm
 import syncengine.connectors.vtiger
 import syncengine.push  # noqa: F401

@@ -1,30 +1,22 @@
-"""``plan``, ``apply``, ``sync``, ``undo`` and ``conflicts``: the sync commands, registered on ``main``."""
+"""Two-way sync: ``plan``, ``apply``, ``sync``, ``undo``."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import orjson
 from rich.markup import escape
-from rich.table import Table
 
-from .cli import console, err_console, handles_errors, main, needs_config
-from .config import Config
-from .errors import UsageError
+from ..config import Config
+from ..errors import UsageError
+from ..jsonutil import dumps
+from .base import console, err_console, handles_errors, needs_config, show_value
 
 if TYPE_CHECKING:  # the engine is imported when a command runs: `--help` stays quick
-    from .plan import Plan
+    from ..plan import Plan
 
 
-def _value(value: Any) -> str:
-    if value is None:
-        return "∅"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    return orjson.dumps(value).decode()
 
 
 def plan_lines(plan: Plan) -> list[str]:
@@ -56,11 +48,11 @@ def plan_lines(plan: Plan) -> list[str]:
                 continue
             elif a.op == "conflict":
                 c = a.conflict or {}
-                lines.append(f"  ! conflict {pair} field {c.get('field')}: left {_value(c.get('left'))}, "
-                             f"right {_value(c.get('right'))} (was {_value(c.get('shadow'))})")
+                lines.append(f"  ! conflict {pair} field {c.get('field')}: left {show_value(c.get('left'))}, "
+                             f"right {show_value(c.get('right'))} (was {show_value(c.get('shadow'))})")
                 continue
             for fname, (before, after) in a.changes.items():
-                lines.append(f"      {fname}: {_value(before)} → {_value(after)}")
+                lines.append(f"      {fname}: {show_value(before)} → {show_value(after)}")
         for i in issues:
             lines.append(f"  ? {i.kind} {sides.get(i.side)} {i.remote_id}: {i.error}")
     counts = plan.counts()
@@ -78,7 +70,7 @@ def _print_plan(plan: Plan) -> None:
         console.print(f"[{style}]{escape(line)}[/{style}]" if style else escape(line))
 
 
-@main.command("plan")
+@click.command("plan")
 @click.argument("name", required=False)
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `syncengine apply FILE`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
@@ -95,10 +87,10 @@ def plan_command(config: Config, name: str | None, out: str | None, as_json: boo
       syncengine plan contacts --pull --out contacts.plan
       syncengine apply contacts.plan
     """
-    from .mapping import prepare, resolve_names
-    from .mirror import Mirror
-    from .plan import make_plan
-    from .pull import pull
+    from ..mapping import prepare, resolve_names
+    from ..mirror import Mirror
+    from ..plan import make_plan
+    from ..pull import pull
 
     mirror = Mirror(config.mirror_url)
     prepared = prepare(config, resolve_names(config, name), mirror)
@@ -116,7 +108,7 @@ def plan_command(config: Config, name: str | None, out: str | None, as_json: boo
             console.print(f"plan saved to {out}; carry it out with: syncengine apply {out}")
 
 
-@main.command("apply")
+@click.command("apply")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--workers", default=4, show_default=True, help="Concurrent writes per system.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -131,10 +123,10 @@ def apply_command(config: Config, file: str, workers: int, as_json: bool) -> Non
     Example:
       syncengine plan --out today.plan && syncengine apply today.plan
     """
-    from .push import apply_plan
+    from ..push import apply_plan
 
     try:
-        from .plan import Plan
+        from ..plan import Plan
 
         plan = Plan.from_json(Path(file).read_bytes())
     except ValueError as exc:
@@ -146,7 +138,7 @@ def apply_command(config: Config, file: str, workers: int, as_json: bool) -> Non
 def _print_apply(result: Any, as_json: bool) -> None:
     info = result.as_dict()
     if as_json:
-        click.echo(json.dumps(info, default=str))
+        click.echo(dumps(info, default=str))
     else:
         for target, ops in info["writes"].items():
             console.print(f"{target}: " + ", ".join(f"{n} {op}" for op, n in ops.items()))
@@ -158,7 +150,7 @@ def _print_apply(result: Any, as_json: bool) -> None:
         sys.exit(1)
 
 
-@main.command("sync")
+@click.command("sync")
 @click.argument("name", required=False)
 @click.option("--dry-run", is_flag=True, help="Pull and plan only; print the plan.")
 @click.option("--full", is_flag=True, help="Re-read both sides completely first.")
@@ -176,8 +168,8 @@ def sync_command(config: Config, name: str | None, dry_run: bool, full: bool, wo
       syncengine sync contacts
       syncengine sync nightly --dry-run
     """
-    from .mapping import resolve_names
-    from .sync import run_sync
+    from ..mapping import resolve_names
+    from ..sync import run_sync
 
     result = run_sync(config, resolve_names(config, name), job=name if any(j.name == name for j in config.jobs)
                       else None, workers=workers, full=full, dry_run=dry_run)
@@ -194,7 +186,7 @@ def sync_command(config: Config, name: str | None, dry_run: bool, full: bool, wo
         _print_apply(result.apply, as_json)
 
 
-@main.command("undo")
+@click.command("undo")
 @click.argument("run_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handles_errors
@@ -210,11 +202,11 @@ def undo_command(config: Config, run_id: int, as_json: bool) -> None:
       syncengine status            # find the run id
       syncengine undo 42
     """
-    from .undo import undo
+    from ..undo import undo
 
     result = undo(config, run_id)
     if as_json:
-        click.echo(json.dumps({"run": run_id, "restored": result.restored, "not_restored": result.not_restored}))
+        click.echo(dumps({"run": run_id, "restored": result.restored, "not_restored": result.not_restored}))
     else:
         console.print(f"run {run_id}: {len(result.restored)} write(s) undone")
         for line in result.not_restored:
@@ -223,70 +215,3 @@ def undo_command(config: Config, run_id: int, as_json: bool) -> None:
         sys.exit(1)
 
 
-@main.group("conflicts", invoke_without_command=True)
-@click.option("--all", "show_all", is_flag=True, help="Include settled conflicts.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
-@handles_errors
-def conflicts_group(ctx: click.Context, show_all: bool, as_json: bool) -> None:
-    """List fields both sides changed differently under a `manual` policy.
-
-    \b
-    Example:
-      syncengine conflicts
-      syncengine conflicts resolve 7 --take left
-      syncengine conflicts resolve 8 --take value=+79161234567
-    """
-    if ctx.invoked_subcommand is not None:
-        return
-    from .config import load_config
-    from .conflicts import conflicts
-    from .mirror import Mirror
-
-    config = load_config(ctx.find_root().obj["config_path"])
-    rows = conflicts(Mirror(config.mirror_url), all_states=show_all)
-    if as_json:
-        click.echo(json.dumps(rows, default=str, ensure_ascii=False))
-        return
-    if not rows:
-        console.print("no open conflicts")
-        return
-    table = Table(box=None)
-    for column in ("id", "mapping", "left id", "right id", "field", "left", "right", "was", "state"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(str(r["id"]), r["mapping"], str(r["left_id"]), str(r["right_id"]), r["field"],
-                      *(escape(_value(r[k])) for k in ("left", "right", "shadow")),
-                      r["state"] + (f" → {escape(_value(r['value']))}" if r["state"] == "resolved" else ""))
-    console.print(table)
-
-
-@conflicts_group.command("resolve")
-@click.argument("conflict_id", type=int)
-@click.option("--take", required=True, help="left, right, or value=TEXT (a JSON value is parsed as JSON).")
-@handles_errors
-@needs_config
-def conflicts_resolve(config: Config, conflict_id: int, take: str) -> None:
-    """Settle one conflict; the next sync writes the chosen value to both sides.
-
-    \b
-    Example:
-      syncengine conflicts resolve 7 --take right
-      syncengine conflicts resolve 7 --take 'value=ivan@example.com'
-    """
-    from .conflicts import resolve_conflict
-    from .mirror import Mirror
-
-    if take in ("left", "right"):
-        outcome = resolve_conflict(Mirror(config.mirror_url), conflict_id, take=take)
-    elif take.startswith("value="):
-        text = take[len("value="):]
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = text
-        outcome = resolve_conflict(Mirror(config.mirror_url), conflict_id, value=value)
-    else:
-        raise UsageError("--take must be left, right or value=TEXT")
-    console.print(f"conflict {conflict_id}: {outcome['field']} = {escape(_value(outcome['value']))}; "
-                  "the next sync writes it")

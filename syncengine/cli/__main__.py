@@ -1,0 +1,4 @@
+"""``python -m syncengine.cli``."""
+from syncengine.cli import main
+
+main()
