@@ -27,9 +27,9 @@ SHARED = 3  # contacts present in both CRMs already: the sync links them instead
 QUERIES: list[tuple[str, str]] = [
     ("vtiger contacts per city",
      "SELECT mailingcity AS city, count(*) AS contacts FROM vt_contacts "
-     "WHERE _deleted = 0 AND mailingcity <> '' GROUP BY mailingcity ORDER BY contacts DESC LIMIT 5;"),
+     "WHERE NOT _deleted AND mailingcity <> '' GROUP BY mailingcity ORDER BY contacts DESC LIMIT 5;"),
     ("Alfa CRM customers with the largest balance",
-     "SELECT name, balance, paid_count FROM alfa_customer WHERE _deleted = 0 "
+     "SELECT name, balance, paid_count FROM alfa_customer WHERE NOT _deleted "
      "ORDER BY balance DESC LIMIT 5;"),
     ("each vtiger contact beside the Alfa customer it is synced with",
      "SELECT v.lastname, v.firstname, v.email, a.id AS alfa_id, a.phone FROM links l "

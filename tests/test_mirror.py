@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import requests
 import sqlalchemy as sa
@@ -41,6 +41,7 @@ def test_reporting_columns_are_typed_and_times_are_utc(emulator, write_config, m
     local = datetime.strptime(record["modifiedtime"], "%Y-%m-%d %H:%M:%S")
     stored = rows[some_id].modifiedtime
     stored = stored if isinstance(stored, datetime) else datetime.fromisoformat(stored)
+    stored = stored.astimezone(UTC).replace(tzinfo=None) if stored.tzinfo else stored
     assert stored == local - timedelta(hours=3)  # Moscow → UTC
     assert rows[some_id].lastname == record["lastname"]
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -18,9 +19,11 @@ from ..resources import shared_path
 _upgraded: set[str] = set()
 
 # Driver-level writes bind datetimes directly; store them the way SQLAlchemy's SQLite types read
-# them back (the sqlite3 default adapters are deprecated since Python 3.12).
-sqlite3.register_adapter(datetime, lambda value: value.isoformat(" "))
+# them back (the sqlite3 default adapters are deprecated since Python 3.12): UTC, without offset.
+sqlite3.register_adapter(datetime, lambda value: (
+    value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value).isoformat(" "))
 sqlite3.register_adapter(date, lambda value: value.isoformat())
+sqlite3.register_adapter(Decimal, str)  # NUMERIC columns keep the digits the CRM gave
 _lock = threading.Lock()
 
 
@@ -54,7 +57,7 @@ def create_engine(url: str) -> sa.Engine:
         raise UsageError(f"mirror.url: cannot use this database URL ({exc})") from None
 
 
-def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
+def upgrade(engine: sa.Engine) -> tuple[str | None, str | None]:
     """Bring the engine tables to the newest revision; returns (revision before, head)."""
     cfg = alembic_config()
     head = ScriptDirectory.from_config(cfg).get_current_head()

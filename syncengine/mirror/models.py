@@ -25,7 +25,7 @@ class RecordRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     system: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(128))
-    remote_id: Mapped[str] = mapped_column(String(128))
+    remote_id: Mapped[str] = mapped_column(Text)
     data: Mapped[str] = mapped_column(Text)
     hash: Mapped[str] = mapped_column(String(32))
     first_seen: Mapped[datetime] = mapped_column(DateTime)
@@ -78,7 +78,7 @@ class ChangeHintRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     system: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(128))
-    remote_id: Mapped[str] = mapped_column(String(128))
+    remote_id: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(32))
     received_at: Mapped[datetime] = mapped_column(DateTime)
 

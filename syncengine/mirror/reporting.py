@@ -1,14 +1,21 @@
 """Typed reporting tables: one per (system, entity), one column per described field.
 
 ``vt`` + ``Contacts`` → table ``vt_contacts`` with the CRM's own field names, the record id in
-``id``, and engine columns that start with an underscore (``_deleted`` 0/1, ``_synced_at``).
-A field the CRM adds later becomes a new column; rows are never dropped, deletions are flagged.
+``id``, and engine columns that start with an underscore (``_deleted``, ``_synced_at``, and
+``_extra`` for the fields past :data:`MAX_COLUMNS`). Types are what a BI tool expects: BIGINT ids
+and counts, NUMERIC money, BOOLEAN flags, ``timestamp with time zone`` (UTC ISO text on SQLite),
+``jsonb`` lists (JSON text on SQLite), and a ``<field>_label`` twin for coded picklists.
+Rows are derived from the raw records, so a table whose types changed is rebuilt from them.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,12 +23,23 @@ import orjson
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
+from sqlalchemy.dialects.postgresql import JSONB
 
 from ..types import EntitySchema, Field
 
+log = logging.getLogger("syncengine.mirror")
+
+#: Fields that get a column of their own; the rest go to ``_extra`` (PostgreSQL allows 1,600
+#: columns and 8 kB of row after TOAST pointers of 18 bytes; SQLite allows 2,000 columns).
+MAX_COLUMNS = 400
+NAME_BYTES = 63  # PostgreSQL cuts longer identifiers; every mirror uses the same names
+ENGINE_COLUMNS = ("id", "_deleted", "_synced_at", "_extra")
+_BIGINT = 2 ** 63
+
 _SQL_TYPES: dict[str, Callable[[], sa.types.TypeEngine]] = {
-    "integer": sa.BigInteger, "number": sa.Float, "boolean": sa.Boolean, "date": sa.Date,
-    "datetime": sa.DateTime,
+    "integer": sa.BigInteger, "number": sa.Numeric, "boolean": sa.Boolean, "date": sa.Date,
+    "datetime": lambda: sa.DateTime(timezone=True), "json": lambda: sa.JSON().with_variant(JSONB(), "postgresql"),
+    "text": sa.Text,
 }
 
 
@@ -29,91 +47,216 @@ def table_name(system: str, entity: str) -> str:
     return re.sub(r"[^a-z0-9]", "_", f"{system}_{entity}".lower())
 
 
-def columns_for(schema: EntitySchema) -> list[Field]:
-    """The schema's fields that become columns (``id`` and engine names are reserved)."""
-    return [f for f in schema.fields if f.name != "id" and not f.name.startswith("_")]
+@dataclass(frozen=True)
+class Column:
+    """A data column: its SQL name, the field it comes from, and our kind of value in it."""
+
+    name: str
+    field: str
+    kind: str                           # a key of _SQL_TYPES
+    labels: dict[str, str] | None = None  # set on a picklist's label twin
 
 
-def build_table(system: str, schema: EntitySchema) -> sa.Table:
-    table = sa.Table(table_name(system, schema.name), sa.MetaData(),
-                     sa.Column("id", sa.String(128), primary_key=True))
-    for f in columns_for(schema):
-        table.append_column(sa.Column(f.name, _SQL_TYPES.get(f.type, sa.Text)(), nullable=True))
-    table.append_column(sa.Column("_deleted", sa.SmallInteger, nullable=False, default=0))
-    table.append_column(sa.Column("_synced_at", sa.DateTime, nullable=False))
-    return table
+def _kind(f: Field, integer_ids: bool) -> str:
+    if f.type in ("integer", "number", "boolean", "date", "datetime", "json"):
+        return f.type
+    if f.type in ("reference", "owner") and integer_ids:
+        return "integer"  # ids of a system whose ids are numbers join as numbers
+    return "text"
 
 
-def ensure_table(conn: sa.Connection, table: sa.Table) -> list[str]:
-    """Create the table, or add the columns it lacks; returns the names of added columns."""
+class Layout:
+    """How an entity's records become reporting rows: the table and its data columns."""
+
+    def __init__(self, system: str, schema: EntitySchema, max_columns: int = MAX_COLUMNS):
+        id_field = schema.field("id")
+        self.integer_ids = id_field is not None and id_field.type == "integer"
+        taken = {name.casefold() for name in ENGINE_COLUMNS}
+        self.columns: list[Column] = []
+        self.spilled: list[str] = []
+        for f in schema.fields:
+            if f.name == "id" or f.name.startswith("_"):
+                continue
+            wanted: list[tuple[str, str, dict[str, str] | None]] = [(f.name, _kind(f, self.integer_ids), None)]
+            if f.type == "picklist" and any(value != label for value, label in f.choices) \
+                    and schema.field(f"{f.name}_label") is None:
+                wanted.append((f"{f.name}_label", "text", dict(f.choices)))
+            if len(self.columns) + len(wanted) > max_columns:
+                self.spilled.append(f.name)
+                continue
+            for name, kind, labels in wanted:
+                column = Column(_column_name(name, taken), f.name, kind, labels)
+                taken.add(column.name.casefold())
+                self.columns.append(column)
+        id_type: sa.types.TypeEngine = sa.BigInteger() if self.integer_ids else sa.Text()
+        self.table = sa.Table(table_name(system, schema.name), sa.MetaData(),
+                              sa.Column("id", id_type, primary_key=True))
+        for c in self.columns:
+            self.table.append_column(sa.Column(c.name, _SQL_TYPES[c.kind](), nullable=True))
+        self.table.append_column(sa.Column("_deleted", sa.Boolean, nullable=False, default=False))
+        self.table.append_column(sa.Column("_synced_at", sa.DateTime(timezone=True), nullable=False))
+        if self.spilled:
+            self.table.append_column(sa.Column("_extra", _SQL_TYPES["json"](), nullable=True))
+
+
+def _column_name(name: str, taken: set[str]) -> str:
+    """NAME itself if it fits 63 bytes and no other column has it in any case; else a short
+    stable form: its start and a hash of the whole name (never the order of the fields)."""
+    if len(name.encode()) <= NAME_BYTES and name.casefold() not in taken:
+        return name
+    suffix = "_" + hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    head = name.encode()[:NAME_BYTES - len(suffix)].decode(errors="ignore")
+    return head + suffix
+
+
+@dataclass
+class SchemaChanges:
+    """What :func:`ensure_table` did to an existing table."""
+
+    created: bool = False
+    added: list[tuple[str, str]] | None = None     # (column, kind)
+    retyped: list[tuple[str, str, str]] | None = None  # (column, old SQL type, new SQL type)
+
+    def describe(self, table: str) -> str:
+        parts = [f"+{name} ({kind})" for name, kind in self.added or ()]
+        parts += [f"~{name} ({old} → {new})" for name, old, new in self.retyped or ()]
+        return f"{table}: {', '.join(parts)}" if parts else ""
+
+
+def ensure_table(conn: sa.Connection, layout: Layout) -> SchemaChanges:
+    """Create the table, add the columns it lacks, or, when a column's type changed, drop it so
+    the caller rebuilds it from the raw records (rows are derived data; nothing is lost)."""
+    table = layout.table
     inspector = sa.inspect(conn)
     if not inspector.has_table(table.name):
         table.create(conn)
-        return []
-    existing = {c["name"] for c in inspector.get_columns(table.name)}
+        return SchemaChanges(created=True)
+    dialect = conn.dialect
+    existing = {c["name"]: _type_name(c["type"], dialect) for c in inspector.get_columns(table.name)}
+    retyped = [(c.name, existing[c.name], _type_name(c.type, dialect)) for c in table.columns
+               if c.name in existing and existing[c.name] != _type_name(c.type, dialect)]
+    if retyped:
+        table.drop(conn)
+        table.create(conn)
+        return SchemaChanges(retyped=retyped)
+    kinds = {c.name: c.kind for c in layout.columns} | {"_extra": "json"}
     missing = [c for c in table.columns if c.name not in existing]
     if missing:
         ops = Operations(MigrationContext.configure(conn))
         for column in missing:
             ops.add_column(table.name, sa.Column(column.name, column.type, nullable=True))
-    return [c.name for c in missing]
+    return SchemaChanges(added=[(c.name, kinds.get(c.name, "text")) for c in missing])
+
+
+def _type_name(sql_type: sa.types.TypeEngine, dialect: sa.Dialect) -> str:
+    name = sql_type.dialect_impl(dialect).compile(dialect=dialect)
+    return re.sub(r"\(.*\)", "", name).upper()  # VARCHAR(128) and VARCHAR are one type here
 
 
 class RowConverter:
     """Turns a raw record into a typed reporting row; a value that does not parse becomes NULL.
 
     Rows are tuples in the order of :attr:`columns` (``id``, the fields, ``_deleted``,
-    ``_synced_at``), ready for a driver-level ``executemany``.
+    ``_synced_at``, and ``_extra`` if fields spilled), ready for a driver-level ``executemany``.
     """
 
-    def __init__(self, schema: EntitySchema):
+    def __init__(self, schema: EntitySchema, layout: Layout):
         zone = ZoneInfo(schema.timezone) if schema.timezone not in ("UTC", "") else None
-        # (name, converter); text fields keep a str as it is without a call (the common case)
-        self.fields = [(f.name, None if _SQL_TYPES.get(f.type) is None else _converter(f, zone))
-                       for f in columns_for(schema)]
-        self.columns = ["id", *(name for name, _ in self.fields), "_deleted", "_synced_at"]
+        formats = {f.name: f.format for f in schema.fields}
+        # (field, converter); text fields keep a str without NUL as it is, without a call (the common case)
+        self.fields = [(c.field, None if c.kind == "text" and c.labels is None
+                        else _converter(c, formats.get(c.field), zone)) for c in layout.columns]
+        self.spilled = layout.spilled
+        self.integer_ids = layout.integer_ids
+        self.columns = ["id", *(c.name for c in layout.columns), "_deleted", "_synced_at",
+                        *(["_extra"] if self.spilled else [])]
 
     def __call__(self, remote_id: str, record: dict[str, Any], synced_at: datetime,
-                 deleted: int = 0) -> tuple[Any, ...]:
+                 deleted: bool = False) -> tuple[Any, ...] | None:
+        """The row, or None when an integer-id table gets an id that is not an integer."""
         row: list[Any] = [remote_id]
+        if self.integer_ids:
+            try:
+                row[0] = _integer(remote_id)
+            except ValueError:
+                log.warning("record id %r is not an integer: left out of the reporting table", remote_id)
+                return None
         append, get = row.append, record.get
         for name, convert in self.fields:
             value = get(name)
             if value is None or value == "":
                 append(None)
             elif convert is None:
-                append(value if value.__class__ is str else _text(value))
+                append(value if value.__class__ is str and "\x00" not in value else _text(value))
             else:
                 try:
                     append(convert(value))
-                except (TypeError, ValueError, OverflowError):
+                except (TypeError, ValueError, OverflowError, ArithmeticError):
                     append(None)
         append(deleted)
         append(synced_at)
+        if self.spilled:
+            extra = {name: record[name] for name in self.spilled if record.get(name) not in (None, "")}
+            append(_json(extra) if extra else None)
         return tuple(row)
 
 
-def _converter(f: Field, zone: ZoneInfo | None) -> Callable[[Any], Any]:
-    if f.type == "integer":
-        return lambda v: int(float(v)) if not isinstance(v, int) else v
-    if f.type == "number":
-        return float
-    if f.type == "boolean":
+def _converter(c: Column, fmt: str | None, zone: ZoneInfo | None) -> Callable[[Any], Any]:
+    if c.labels is not None:
+        labels = c.labels
+        return lambda v: labels.get(str(v))
+    if c.kind == "integer":
+        return _integer
+    if c.kind == "number":
+        return _decimal
+    if c.kind == "boolean":
         return _boolean
-    if f.type == "date":
-        return (lambda v: datetime.strptime(v, f.format).date()) if f.format else _date
-    if f.type == "datetime":
-        parse = (lambda v: datetime.strptime(v, f.format)) if f.format else _datetime
+    if c.kind == "json":
+        return _json
+    if c.kind == "date":
+        return (lambda v: datetime.strptime(v, fmt).date()) if fmt else _date
+    if c.kind == "datetime":
+        parse = (lambda v: datetime.strptime(v, fmt)) if fmt else _datetime
         return lambda v: _to_utc(parse(v), zone)
     return _text
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
     if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode()
-    return str(value)
+        return _json(value)
+    text = value if isinstance(value, str) else str(value)
+    return text.replace("\x00", "")  # PostgreSQL text cannot hold NUL; one bad value must not fail a batch
+
+
+def _json(value: Any) -> str:
+    data = orjson.dumps(value)
+    if b"\\u0000" in data:  # nor can jsonb
+        data = orjson.dumps(_without_nul(value))
+    return data.decode()
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def _integer(value: Any) -> int:
+    number = value if isinstance(value, int) else int(Decimal(str(value).strip()))
+    if not -_BIGINT <= number < _BIGINT:
+        raise OverflowError(value)
+    return int(number)
+
+
+def _decimal(value: Any) -> Decimal:
+    number = Decimal(repr(value) if isinstance(value, float) else str(value).strip().replace(",", "."))
+    if not number.is_finite():
+        raise InvalidOperation(value)
+    return number
 
 
 def _boolean(value: Any) -> bool:
@@ -139,8 +282,7 @@ def _datetime(value: Any) -> datetime:
 
 
 def _to_utc(value: datetime, zone: ZoneInfo | None) -> datetime:
+    """An aware UTC datetime (SQLite stores it as naive UTC text, see ``db.py``)."""
     if value.tzinfo is None:
-        if zone is None:
-            return value
-        value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC).replace(tzinfo=None)
+        value = value.replace(tzinfo=zone or UTC)
+    return value.astimezone(UTC)

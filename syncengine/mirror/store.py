@@ -8,10 +8,11 @@ Unchanged records (same content hash) are not written at all.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
@@ -22,8 +23,10 @@ from ..types import EntitySchema, Field
 from . import db, reporting
 from .models import ChangeHintRow, CursorRow, RecordRow, RunRow, SchemaRow, utcnow
 
-R = RecordRow.__table__
+R = cast(sa.Table, RecordRow.__table__)
 _CHUNK = 500
+_REFRESH_PAGE = 2000
+log = logging.getLogger("syncengine.mirror")
 
 
 @dataclass
@@ -87,14 +90,11 @@ class Mirror:
                 SchemaRow.system == system, SchemaRow.entity == entity)).first()
         if row is None:
             return None
-        raw = orjson.loads(row.schema)
-        fields = [Field(**{**f, "choices": tuple(map(tuple, f["choices"])),
-                           "refers_to": tuple(f["refers_to"])}) for f in raw.pop("fields")]
-        return EntitySchema(fields=fields, **raw), row.described_at
+        return schema_from_json(row.schema), row.described_at
 
     def save_schema(self, system: str, schema: EntitySchema) -> None:
         with self.engine.begin() as conn:
-            upsert(conn, SchemaRow.__table__, [{
+            upsert(conn, cast(sa.Table, SchemaRow.__table__), [{
                 "system": system, "entity": schema.name,
                 "schema": orjson.dumps(asdict(schema)).decode(), "described_at": utcnow()}],
                 ["system", "entity"])
@@ -160,6 +160,60 @@ class Mirror:
         return EntityWriter(self, system, schema)
 
 
+class ReportingTable:
+    """The reporting table of one (system, entity): its layout, row converter and upsert."""
+
+    def __init__(self, dialect: sa.Dialect, system: str, schema: EntitySchema):
+        self.layout = reporting.Layout(system, schema)
+        self.table = self.layout.table
+        self.to_row = reporting.RowConverter(schema, self.layout)
+        self.system, self.entity = system, schema.name
+        sql = _DriverSql(dialect)
+        names = [sql.ident(c) for c in self.to_row.columns]
+        self.upsert = (
+            f"INSERT INTO {sql.ident(self.table.name)} ({', '.join(names)}) "
+            f"VALUES ({', '.join([sql.param] * len(names))}) "
+            f"ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{n} = excluded.{n}" for n in names[1:]))
+
+    def ensure(self, conn: sa.Connection) -> reporting.SchemaChanges:
+        """Create or migrate the table; announce what changed (log, and the caller's run record)."""
+        changes = reporting.ensure_table(conn, self.layout)
+        if changes.added or changes.retyped:  # old rows get the new columns from their raw JSON
+            self.refresh(conn)
+        if announced := changes.describe(self.table.name):
+            log.info("schema change: %s", announced)
+        return changes
+
+    def refresh(self, conn: sa.Connection) -> None:
+        """Rewrite every reporting row from the raw records, a page at a time (memory stays flat)."""
+        now, last = utcnow().replace(tzinfo=UTC), 0
+        while True:
+            page = conn.execute(sa.select(R.c.id, R.c.remote_id, R.c.data, R.c.deleted_at).where(
+                R.c.system == self.system, R.c.entity == self.entity, R.c.id > last)
+                .order_by(R.c.id).limit(_REFRESH_PAGE)).all()
+            if not page:
+                return
+            last = page[-1].id
+            rows = [self.to_row(r.remote_id, orjson.loads(r.data), now, r.deleted_at is not None) for r in page]
+            conn.exec_driver_sql(self.upsert, [row for row in rows if row is not None])
+
+
+def migrate_reporting_tables(conn: sa.Connection) -> list[str]:
+    """Bring every reporting table to the current layout of its cached schema (Alembic calls this)."""
+    announced = []
+    for system, text in conn.execute(sa.select(SchemaRow.system, SchemaRow.schema)).all():
+        target = ReportingTable(conn.dialect, system, schema_from_json(text))
+        announced.append(target.ensure(conn).describe(target.table.name))
+    return [a for a in announced if a]
+
+
+def schema_from_json(text: str) -> EntitySchema:
+    raw = orjson.loads(text)
+    fields = [Field(**{**f, "choices": tuple(map(tuple, f["choices"])),
+                       "refers_to": tuple(f["refers_to"])}) for f in raw.pop("fields")]
+    return EntitySchema(fields=fields, **raw)
+
+
 class EntityWriter:
     """Writes the batches of one (system, entity) and its reporting table."""
 
@@ -167,24 +221,16 @@ class EntityWriter:
         self.mirror = mirror
         self.system = system
         self.entity = schema.name
-        self.table = reporting.build_table(system, schema)
-        self.to_row = reporting.RowConverter(schema)
-        dialect = mirror.engine.dialect
-        self._sql = _DriverSql(dialect)
-        quote = dialect.identifier_preparer.quote
-        names = [quote(c) for c in self.to_row.columns]
-        self._upsert_reporting = self._sql(
-            f"INSERT INTO {quote(self.table.name)} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-            f"ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{n} = excluded.{n}" for n in names[1:]))
+        self.reporting = ReportingTable(mirror.engine.dialect, system, schema)
+        self.layout, self.table, self.to_row = self.reporting.layout, self.reporting.table, self.reporting.to_row
+        self._sql = _DriverSql(mirror.engine.dialect)
         self._insert_records = self._sql(
             "INSERT INTO records (system, entity, remote_id, data, hash, first_seen, last_changed) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)")
         self._update_records = self._sql(
             "UPDATE records SET data = ?, hash = ?, last_changed = ?, deleted_at = NULL WHERE id = ?")
         with mirror.engine.begin() as conn:
-            self.added_columns = reporting.ensure_table(conn, self.table)
-        if self.added_columns:  # old rows get the new columns' values from their raw JSON
-            self._refresh_reporting()
+            self.changes = self.reporting.ensure(conn)
 
     def apply(self, records: list[dict[str, Any]], deleted: Iterable[str] = (), *,
               cursor: str | None = None, swept: bool = False, hint_ids: Iterable[int] = ()) -> Counts:
@@ -193,6 +239,7 @@ class EntityWriter:
         ``cursor=None`` leaves the stored cursor as it is; ``swept=True`` records a completed sweep.
         """
         now = utcnow()
+        synced_at = now.replace(tzinfo=UTC)
         counts = Counts()
         prepared: dict[str, tuple[bytes, dict[str, Any]]] = {}
         for record in records:
@@ -210,14 +257,15 @@ class EntityWriter:
                 else:
                     counts.unchanged += 1
                     continue
-                changed.append(self.to_row(rid, record, now))
+                if (row := self.to_row(rid, record, synced_at)) is not None:
+                    changed.append(row)
             # Driver-level executemany: the ORM's per-row bookkeeping would cost more than the API.
             if inserts:
                 conn.exec_driver_sql(self._insert_records, inserts)
             if updates:
                 conn.exec_driver_sql(self._update_records, updates)
             if changed:
-                conn.exec_driver_sql(self._upsert_reporting, changed)
+                conn.exec_driver_sql(self.reporting.upsert, changed)
             counts.created, counts.updated = len(inserts), len(updates)
             counts.deleted = self._mark_deleted(conn, [str(d) for d in deleted if str(d) not in prepared], now)
             if cursor is not None or swept:
@@ -239,12 +287,15 @@ class EntityWriter:
 
     def _mark_deleted(self, conn: sa.Connection, ids: list[str], now: datetime) -> int:
         total = 0
+        keys: list[Any] = [i for i in ids if i.isdigit()] if self.layout.integer_ids else ids
         for chunk in chunks(ids):
             total += conn.execute(sa.update(R).where(
                 R.c.system == self.system, R.c.entity == self.entity, R.c.remote_id.in_(chunk),
                 R.c.deleted_at.is_(None)).values(deleted_at=now, last_changed=now)).rowcount
-            conn.execute(sa.update(self.table).where(self.table.c.id.in_(chunk)).values(
-                _deleted=1, _synced_at=now))
+        for chunk in chunks(keys):
+            conn.execute(sa.update(self.table).where(self.table.c.id.in_(
+                [int(k) for k in chunk] if self.layout.integer_ids else chunk)).values(
+                _deleted=True, _synced_at=now.replace(tzinfo=UTC)))
         return total
 
     def _save_cursor(self, conn: sa.Connection, cursor: str | None, swept_at: datetime | None) -> None:
@@ -253,28 +304,25 @@ class EntityWriter:
             values["cursor"] = cursor
         if swept_at is not None:
             values["last_sweep_at"] = swept_at
-        table = CursorRow.__table__
+        table = cast(sa.Table, CursorRow.__table__)
         if conn.execute(sa.update(table).where(table.c.system == self.system,
                                                table.c.entity == self.entity).values(**values)).rowcount == 0:
             conn.execute(sa.insert(table).values(**values))
 
-    def _refresh_reporting(self) -> None:
-        """Rewrite every reporting row from the raw records (after columns were added)."""
-        stmt = sa.select(R.c.remote_id, R.c.data, R.c.deleted_at).where(
-            R.c.system == self.system, R.c.entity == self.entity)
-        now = utcnow()
-        with self.mirror.engine.begin() as conn:
-            rows = [self.to_row(rid, orjson.loads(data), now, 1 if deleted_at else 0)
-                    for rid, data, deleted_at in conn.execute(stmt)]
-            for chunk in chunks(rows, 2000):
-                conn.exec_driver_sql(self._upsert_reporting, chunk)
-
 
 class _DriverSql:
-    """SQL text for ``exec_driver_sql``: ``?`` placeholders become the driver's own."""
+    """SQL text for ``exec_driver_sql`` in the driver's own placeholder style."""
 
     def __init__(self, dialect: sa.Dialect):
         self.qmark = dialect.paramstyle == "qmark"
+        self.param = "?" if self.qmark else "%s"
+        self._quote = dialect.identifier_preparer.quote
 
     def __call__(self, sql: str) -> str:
-        return sql if self.qmark else sql.replace("%", "%%").replace("?", "%s")
+        """SQL written with ``?`` placeholders (and no ``?`` or ``%`` of its own)."""
+        return sql if self.qmark else sql.replace("?", "%s")
+
+    def ident(self, name: str) -> str:
+        """A quoted identifier; any ``?`` or ``%`` in it stays a character, not a placeholder."""
+        quoted = self._quote(name)
+        return quoted if self.qmark else quoted.replace("%", "%%")
