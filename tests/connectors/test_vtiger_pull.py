@@ -58,7 +58,7 @@ def test_pull_10000_contacts_then_a_quiet_pull_makes_one_request(emulator, write
     assert (result.created, result.updated, result.deleted) == (0, 0, 0)
     assert server.stats_json()["requests"] == {"getchallenge": 1, "login": 1, "sync": 1}
     with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:
-        assert db.execute("SELECT count(*) FROM vt_contacts WHERE _deleted = 0").fetchone()[0] == 10_000
+        assert db.execute("SELECT count(*) FROM vt_contacts WHERE NOT _deleted").fetchone()[0] == 10_000
 
 
 @pytest.mark.parametrize("mode", ["sync", "query"])
@@ -87,7 +87,7 @@ def test_edits_deletes_and_restores_arrive_exactly_once(emulator, write_config, 
     assert mirror.records("vt", "Contacts") == expected(server)
 
     with mirror.engine.connect() as conn:  # the reporting table follows the records
-        rows = dict(conn.execute(sa.text("SELECT id, lastname FROM vt_contacts WHERE _deleted = 0")).all())
+        rows = dict(conn.execute(sa.text("SELECT id, lastname FROM vt_contacts WHERE NOT _deleted")).all())
     assert rows[ids[0]] == "Изменённая" and len(rows) == len(expected(server))
 
 
