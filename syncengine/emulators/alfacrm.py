@@ -163,10 +163,17 @@ LABELS = {"name": "Имя", "is_study": "Клиент/лид", "legal_type": "Т
           "text": "Текст", "comment": "Комментарий", "class": "Класс", "related_id": "Объект",
           "title": "Заголовок", "document_date": "Дата документа"}
 
-_MALE = ["Александр", "Алексей", "Андрей", "Антон", "Артём", "Борис", "Вадим", "Виктор", "Владимир", "Дмитрий", "Евгений", "Иван", "Игорь", "Кирилл", "Максим", "Михаил", "Никита", "Николай", "Олег", "Павел", "Роман", "Сергей", "Степан", "Юрий", "Ярослав"]
-_FEMALE = ["Анна", "Алина", "Валентина", "Вера", "Виктория", "Дарья", "Екатерина", "Елена", "Ирина", "Ксения", "Любовь", "Мария", "Марина", "Наталья", "Ольга", "Полина", "Светлана", "София", "Татьяна", "Юлия", "Яна"]
-_SURNAMES = ["Иванов", "Смирнов", "Кузнецов", "Попов", "Васильев", "Петров", "Соколов", "Михайлов", "Новиков", "Фёдоров", "Морозов", "Волков", "Алексеев", "Лебедев", "Семёнов", "Егоров", "Павлов", "Козлов", "Степанов", "Николаев", "Орлов", "Андреев", "Макаров", "Никитин", "Захаров", "Зайцев", "Соловьёв", "Борисов", "Яковлев", "Григорьев", "Романов", "Воробьёв"]
-_PATRONYMS = ["Александров", "Алексеев", "Андреев", "Викторов", "Дмитриев", "Иванов", "Михайлов", "Николаев", "Олегов", "Павлов", "Сергеев", "Юрьев"]
+_MALE = ["Александр", "Алексей", "Андрей", "Антон", "Артём", "Борис", "Вадим", "Виктор", "Владимир", "Дмитрий",
+         "Евгений", "Иван", "Игорь", "Кирилл", "Максим", "Михаил", "Никита", "Николай", "Олег", "Павел", "Роман",
+         "Сергей", "Степан", "Юрий", "Ярослав"]
+_FEMALE = ["Анна", "Алина", "Валентина", "Вера", "Виктория", "Дарья", "Екатерина", "Елена", "Ирина", "Ксения",
+           "Любовь", "Мария", "Марина", "Наталья", "Ольга", "Полина", "Светлана", "София", "Татьяна", "Юлия", "Яна"]
+_SURNAMES = ["Иванов", "Смирнов", "Кузнецов", "Попов", "Васильев", "Петров", "Соколов", "Михайлов", "Новиков",
+             "Фёдоров", "Морозов", "Волков", "Алексеев", "Лебедев", "Семёнов", "Егоров", "Павлов", "Козлов",
+             "Степанов", "Николаев", "Орлов", "Андреев", "Макаров", "Никитин", "Захаров", "Зайцев", "Соловьёв",
+             "Борисов", "Яковлев", "Григорьев", "Романов", "Воробьёв"]
+_PATRONYMS = ["Александров", "Алексеев", "Андреев", "Викторов", "Дмитриев", "Иванов", "Михайлов", "Николаев",
+              "Олегов", "Павлов", "Сергеев", "Юрьев"]
 _CITIES = ("Москва", "Самара", "Казань", "Тверь", "Пермь", "")
 _SUBJECTS = ("Английский язык", "Математика", "Робототехника", "Шахматы", "Рисование", "Программирование")
 
@@ -177,10 +184,6 @@ def _person(rnd: random.Random) -> str:
     if rnd.random() < 0.5:
         return f"{surname} {rnd.choice(_MALE)} {patronym}ич"
     return f"{surname}а {rnd.choice(_FEMALE)} {patronym}на"
-
-
-def _now() -> datetime:
-    return datetime.now(SERVER_TZ).replace(tzinfo=None, microsecond=0)
 
 
 def _error(status: int, name: str, message: str) -> Response:
@@ -236,6 +239,13 @@ class AlfaApp(EmulatorApp):
         self._views: dict[tuple[Any, ...], tuple[int, list[int]]] = {}
         self._page_hooks: list[tuple[str, int, Callable[[], Any]]] = []
         self._broken_pages: dict[tuple[str, int], list[Any]] = {}   # (model, page) -> [mode, times]
+        self._frozen: datetime | None = None
+        self._offset = timedelta()
+
+    def now(self) -> datetime:
+        """Server-local (Moscow) wall time, naive, to the second: what b_date and Log date_time hold."""
+        moment = self._frozen or datetime.now(SERVER_TZ).replace(tzinfo=None) + self._offset
+        return moment.replace(microsecond=0)
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -308,6 +318,9 @@ class AlfaApp(EmulatorApp):
                 hook()
         filters = {**body, **{p: query[p] for p in spec.parents}}
         ids = self._select(model, branch, filters)
+        hide = None if filters.get("id") not in (None, "", []) else self.listing_filter(model, spec.cls)
+        if hide is not None:
+            ids = [i for i in ids if not hide(i)]
         total = len(ids)
         if page * size >= total and total and self.past_end == "clamp":
             page = (total - 1) // size
@@ -327,9 +340,8 @@ class AlfaApp(EmulatorApp):
         spec = MODELS[model]
         removed = _int(filters.get("removed"), 0) if spec.archivable else 1
         order = "-id" if model == "customer" and _int(filters.get("is_study"), None) == 0 else spec.order
-        checks = [_check(spec, name, value) for name, value in filters.items()
-                  if name in spec.filters and value not in (None, "", [])]
-        checks = [c for c in checks if c is not None]
+        checks = [check for name, value in filters.items() if name in spec.filters and value not in (None, "", [])
+                  for check in (_check(spec, name, value),) if check is not None]
         table = self.tables[model]
         if "id" in filters and filters["id"] not in (None, "", []):
             wanted = filters["id"] if isinstance(filters["id"], list) else [filters["id"]]
@@ -395,7 +407,7 @@ class AlfaApp(EmulatorApp):
                 row = self.change(model, row_id, body, API_USER_ID)
                 return Response.json({"success": True, "errors": [], "model": row})
             if spec.archivable and self.delete_mode == "archive":
-                self.change(model, row_id, {"e_date": _now().date().isoformat()}, API_USER_ID)
+                self.change(model, row_id, {"e_date": self.now().date().isoformat()}, API_USER_ID)
             else:
                 self.remove(model, row_id, API_USER_ID)
             return Response.json({"success": True, "errors": []})
@@ -420,7 +432,7 @@ class AlfaApp(EmulatorApp):
         if "e_date" in row:
             row["e_date"] = ACTIVE_E_DATE
         if model == "customer":
-            row["b_date"] = _now().strftime("%Y-%m-%d %H:%M:%S")
+            row["b_date"] = self.now().strftime("%Y-%m-%d %H:%M:%S")
         row.update(_clean(spec, values, creating=True))
         row["id"] = self.next_id[model]
         self.next_id[model] += 1
@@ -468,7 +480,7 @@ class AlfaApp(EmulatorApp):
         self.tables["log"][log_id] = {
             "id": log_id, "entity": cls, "entity_id": entity_id, "user_id": user_id, "event": event,
             "fields_old": old or [], "fields_new": new or [], "fields_rel": [],
-            "date_time": _now().strftime("%Y-%m-%d %H:%M:%S")}
+            "date_time": self.now().strftime("%Y-%m-%d %H:%M:%S")}
         self._log_by_entity.setdefault(cls, []).append(log_id)
         self.version["log"] += 1
 
@@ -489,7 +501,7 @@ class AlfaApp(EmulatorApp):
         """Archive (e_date = today) or restore (e_date = 2030-12-31) a customer or group."""
         if not MODELS[model].archivable:
             raise ValueError(f"{model} rows cannot be archived")
-        e_date = _now().date().isoformat() if archived else ACTIVE_E_DATE
+        e_date = self.now().date().isoformat() if archived else ACTIVE_E_DATE
         return self.change(model, int(id), {"e_date": e_date})
 
     def control_rename(self, model: str = "customer", ids: list[int] | None = None, count: int = 1,
@@ -500,6 +512,31 @@ class AlfaApp(EmulatorApp):
         for row_id in chosen:
             self.change(model, row_id, {"name": f"{_person(rnd)} {rnd.randint(1, 999)}"})
         return chosen
+
+    def control_move_branch(self, id: int, branch: int | list[int], model: str = "customer") -> dict[str, Any]:
+        """Move a row to another branch as a UI user does (logged): listings of its old branch no
+        longer show it, the row itself lives on."""
+        branches = [int(b) for b in branch] if isinstance(branch, list) else [int(branch)]
+        kinds = MODELS[model].kinds
+        if "branch_ids" in kinds:
+            return self.change(model, int(id), {"branch_ids": branches})
+        if "branch_id" in kinds:
+            return self.change(model, int(id), {"branch_id": branches[0]})
+        raise ValueError(f"{model} rows belong to no branch")
+
+    def control_clock(self, now: str | None = None, advance: float = 0, real: bool = False) -> str:
+        """Freeze the server clock at ``now`` (``yyyy-mm-dd HH:MM:SS``, Moscow), move it by ``advance``
+        seconds, or go back to real time; returns the server time (what the next Log row says)."""
+        if real:
+            self._frozen, self._offset = None, timedelta()
+        if now is not None:
+            self._frozen = datetime.strptime(str(now), "%Y-%m-%d %H:%M:%S")
+        if advance:
+            if self._frozen is not None:
+                self._frozen += timedelta(seconds=advance)
+            else:
+                self._offset += timedelta(seconds=advance)
+        return self.now().strftime("%Y-%m-%d %H:%M:%S")
 
     def control_expire_tokens(self) -> int:
         expired = len(self.tokens)
@@ -596,7 +633,7 @@ class AlfaApp(EmulatorApp):
                 "phone": [_phone(rnd)], "email": [f"client{n + 1}@example.ru"] if rnd.random() < 0.7 else [],
                 "custom_gorod": rnd.choice(_CITIES)})
             customers.append(row)
-        for n in range(records // 2):
+        for _ in range(records // 2):
             customer = rnd.choice(customers)
             day = date(2024, 9, 1) + timedelta(days=rnd.randrange(300))
             hour = rnd.randint(9, 19)
@@ -610,7 +647,7 @@ class AlfaApp(EmulatorApp):
                 "branch_id": customer["branch_ids"][0], "customer_id": customer["id"], "pay_type_id": 1,
                 "pay_account_id": 1, "pay_item_id": 1, "document_date": day.isoformat(),
                 "income": f"{rnd.randint(5, 60) * 100}.00", "payer_name": customer["name"], "is_confirmed": 1})
-        for n in range(max(1, records // 10) if customers else 0):
+        for _ in range(max(1, records // 10) if customers else 0):
             customer = rnd.choice(customers)
             self._seed_row("communication", {"type_id": 1, "class": "Customer", "related_id": customer["id"],
                                               "user_id": API_USER_ID, "added": customer["b_date"],
@@ -686,7 +723,8 @@ def _check(spec: Model, name: str, value: Any) -> Callable[[dict[str, Any]], boo
         return None
     if how == "like":
         needle = str(value).casefold()
-        return lambda r: any(needle in str(v).casefold() for v in (r[column] if isinstance(r[column], list) else [r[column]]))
+        return lambda r: any(needle in str(v).casefold()
+                             for v in (r[column] if isinstance(r[column], list) else [r[column]]))
     if how == "has":
         wanted = _int(value, None)
         return lambda r: wanted in r[column]

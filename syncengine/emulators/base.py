@@ -18,12 +18,15 @@ waits ~40 ms for a delayed ACK and benchmarks measure the emulator (see shared/N
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
 import threading
 import time
+import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -104,13 +107,39 @@ class Faults:
             setattr(self, key, value)
 
 
+@dataclass(frozen=True)
+class HiddenRows:
+    """Rows that listings leave out for a while (:meth:`EmulatorApp.control_hide_rows`).
+
+    A row is hidden when its id is named or when a hash of ``seed`` and its id falls under
+    ``share``: the same rows stay hidden on every page and every listing, as with an API whose
+    total lies or whose page comes back short and is re-fetched the same way."""
+
+    share: float
+    ids: frozenset[str]
+    entities: frozenset[str]  # casefolded names; empty: every entity
+    seed: int
+
+    def hides(self, row_id: Any) -> bool:
+        key = str(row_id)
+        if key in self.ids:
+            return True
+        return self.share > 0 and zlib.crc32(f"{self.seed}:{key}".encode()) / 2**32 < self.share
+
+    def applies_to(self, names: tuple[str, ...]) -> bool:
+        return not self.entities or any(str(n).casefold() in self.entities for n in names)
+
+
 class EmulatorApp:
     """One CRM's API. Subclasses implement :meth:`handle` and :meth:`operation`."""
 
     kind = "base"
+    workers: int | None = None  # requests served at once, as a PHP server's worker processes; None: no limit
 
     def __init__(self) -> None:
         self.lock = threading.RLock()  # guards the app's state; handlers run in threads
+        self.hidden_rows: HiddenRows | None = None
+        self._hidden_listings: int | None = None  # listing requests the hiding lasts; None: until shown
 
     def handle(self, request: Request) -> Response:
         raise NotImplementedError
@@ -142,6 +171,50 @@ class EmulatorApp:
         """A ready ``[systems.NAME]`` section for connecting to this emulator."""
         raise NotImplementedError
 
+    # -- rows that listings leave out (issue 12: a glitch below the mass-delete breaker) ------
+
+    def control_hide_rows(self, share: float = 0.0, ids: list[Any] | None = None, listings: int | None = 1,
+                          entity: str | list[str] | None = None, seed: int = 0) -> dict[str, Any]:
+        """Leave rows out of the next LISTINGS listing requests (None: until ``show_rows``).
+
+        ``share`` hides that fraction of rows (a stable choice per ``seed``), ``ids`` names rows
+        by the id the API shows; ``entity`` limits it to one entity (module, model) or a list.
+        A listing request is one page of a listing; a read filtered by id is not one, and still
+        finds every row. Totals count only the rows shown."""
+        if not 0.0 <= float(share) <= 1.0:
+            raise ValueError("share must be between 0 and 1")
+        if listings is not None and int(listings) < 1:
+            raise ValueError("listings must be at least 1 (or null: until show_rows)")
+        names = [entity] if isinstance(entity, str) else list(entity or [])
+        self.hidden_rows = HiddenRows(float(share), frozenset(str(i) for i in ids or ()),
+                                      frozenset(str(n).casefold() for n in names), int(seed))
+        self._hidden_listings = None if listings is None else int(listings)
+        return {"share": float(share), "ids": sorted(self.hidden_rows.ids), "listings": self._hidden_listings}
+
+    def control_show_rows(self) -> int | None:
+        """End a ``hide_rows``; returns the listings it had left."""
+        left, self.hidden_rows, self._hidden_listings = self._hidden_listings, None, None
+        return left
+
+    def hides(self, row_id: Any, entity: str | None = None) -> bool:
+        """Whether the current ``hide_rows`` hides this row (for tests that count what vanished)."""
+        hidden = self.hidden_rows
+        if hidden is None or (entity is not None and not hidden.applies_to((entity,))):
+            return False
+        return hidden.hides(row_id)
+
+    def listing_filter(self, *entity: str) -> Callable[[Any], bool] | None:
+        """Called once by each listing request of ENTITY (its names): the ``hides(id)`` test to
+        apply to its rows before paging, or None. Counts the request against ``listings``."""
+        hidden = self.hidden_rows
+        if hidden is None or not hidden.applies_to(entity):
+            return None
+        if self._hidden_listings is not None:
+            self._hidden_listings -= 1
+            if self._hidden_listings <= 0:
+                self.hidden_rows, self._hidden_listings = None, None
+        return hidden.hides
+
 
 class EmulatorServer(BackgroundServer):
     """Serve an :class:`EmulatorApp` on 127.0.0.1; usable as a context manager in tests."""
@@ -156,6 +229,9 @@ class EmulatorServer(BackgroundServer):
         self._random = random.Random(self.faults.seed)
         self._window: list[float] = []  # request times in the last second, for rate_limit
         self._fail_next: list[tuple[str | None, int, bool]] = []  # (operation or None, count, after)
+        self._workers = threading.BoundedSemaphore(app.workers) if app.workers else None
+        self._in_flight = 0
+        self.peak_in_flight = 0  # most CRM requests served at the same moment
         super().__init__(_handler_for(self), port=port, host=host)
 
     def fail_next(self, count: int = 1, operation: str | None = None, *, after: bool = False) -> None:
@@ -193,6 +269,20 @@ class EmulatorServer(BackgroundServer):
         """Answer one request; None means: drop the connection without an answer."""
         if request.path.startswith(CONTROL_PREFIX):
             return self._control(request)
+        if self._workers:
+            self._workers.acquire()
+        with self._stats_lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            return self._serve(request)
+        finally:
+            with self._stats_lock:
+                self._in_flight -= 1
+            if self._workers:
+                self._workers.release()
+
+    def _serve(self, request: Request) -> Response | None:
         operation = self.app.operation(request)
         with self._stats_lock:
             self.stats[operation] += 1
@@ -287,10 +377,8 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                 response = Response.json({"emulator_error": repr(exc)}, 599)
             if response is None:
                 self.close_connection = True
-                try:
+                with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 return
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)

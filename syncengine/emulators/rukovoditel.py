@@ -39,6 +39,10 @@ DB_VALUE = SINGLE_CHOICE | MULTI_CHOICE | USERS | LINKS
 DATES = {"fieldtype_input_date", "fieldtype_input_date_extra"}
 DATETIMES = {"fieldtype_input_datetime"}
 BOOLEANS = {"fieldtype_boolean", "fieldtype_boolean_checkbox"}
+# one-line inputs live in varchar(255) columns: MySQL cuts a longer value (in characters) silently
+TEXT_INPUTS = {"fieldtype_input", "fieldtype_input_email", "fieldtype_input_url", "fieldtype_phone",
+               "fieldtype_input_masked"}
+INPUT_LENGTH = 255
 ADMIN_ONLY = {"get_entities", "get_field_choices", "get_global_lists"}
 ACTION_RIGHT = {"select": "view", "insert_comment": "view", "insert": "create", "update": "update",
                 "delete": "delete"}
@@ -499,6 +503,9 @@ class RukovoditelApp(EmulatorApp):
         parent = _php_int(p.get("parent_item_id"))
         if parent > 0:
             rows = [r for r in rows if r.parent_item_id == parent]
+        hide = None if isinstance(filters, dict) and "id" in filters else self.listing_filter(str(eid), entity.name)
+        if hide is not None:
+            rows = [r for r in rows if not hide(r.id)]
         rows = self._ordered(entity, rows, order)
         limit = _php_int(p.get("limit"))
         per_page = _php_int(p.get("rows_per_page"))
@@ -689,8 +696,12 @@ class RukovoditelApp(EmulatorApp):
             return
         f = entity.field(int(column[len("field_"):]))
         text = "1" if value is True else "" if value in (None, False) else str(value)
-        if f.type in DATES | DATETIMES:
+        if f.type in DATES:
             text = str(self.timestamp(text)) if text else "0"
+        elif f.type in DATETIMES:  # kept to the minute: 10:15:30 is stored and read back as 10:15
+            text = str(self.timestamp(text) // 60 * 60) if text else "0"
+        elif f.type in TEXT_INPUTS:
+            text = text[:INPUT_LENGTH]
         item.values[f.id] = text
 
     def _columns(self, entity: EntityDef) -> set[str]:

@@ -225,8 +225,9 @@ class SalesManApp(EmulatorApp):
                  change_start_bug: bool = True, deal_info_nulls: bool = True,
                  task_list_needs_active: bool = True, task_update_resets: bool = True,
                  unstable_order: bool = True, person_write_fatal: bool = False,
-                 deal_numbering: bool = True):
+                 deal_numbering: bool = True, workers: int = 4):
         super().__init__()
+        self.workers = workers  # PHP's built-in server with PHP_CLI_SERVER_WORKERS=4
         self.login, self.api_key = login, api_key
         self.zone = ZoneInfo(timezone_name)
         self.timezone_name = timezone_name
@@ -340,7 +341,8 @@ class SalesManApp(EmulatorApp):
                     "datum_izm": min(moment + timedelta(days=rnd.randint(1, 30)), now).strftime("%Y-%m-%d")
                     if rnd.random() < 0.4 else None,
                     "clid": clid, "title": f"СД{self.deal_number}: Поставка оборудования {did}", "mcid": 0,
-                    "iduser": self.clients[clid]["iduser"], "datum_plan": (moment + timedelta(days=60)).strftime("%Y-%m-%d"),
+                    "iduser": self.clients[clid]["iduser"],
+                    "datum_plan": (moment + timedelta(days=60)).strftime("%Y-%m-%d"),
                     "idcategory": step[0], "dog_num": 0, "tip": 6, "direction": 1, "adres": None,
                     "content": f"Поставка {rnd.randint(1, 50)} единиц", "payer": clid,
                     "kol": float(rnd.randint(10, 900) * 1000), "marga": float(rnd.randint(1, 90) * 100),
@@ -522,6 +524,13 @@ class SalesManApp(EmulatorApp):
                 return (1, float(value), "")
             return (1, 0.0, str(value))
         return sorted(rows, key=key, reverse=params.get("first") != "old")
+
+    def _shown(self, entity: str, rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+        """A listing's rows less those ``hide_rows`` hides; a listing filtered by id is a read by id."""
+        key = ID_KEY[entity]
+        filters = params.get("filter") if isinstance(params.get("filter"), dict) else {}
+        hide = None if key in filters or params.get(key) else self.listing_filter(entity)
+        return rows if hide is None else [r for r in rows if not hide(r[key])]
 
     @staticmethod
     def _page(rows: list[Any], params: dict[str, Any]) -> list[Any]:
@@ -733,6 +742,7 @@ class SalesManApp(EmulatorApp):
                 rows = [r for r in rows if r.get("tip_cmr") == value]
             elif re.fullmatch(r"input\d+", key) and key in CLIENT_FIELDS:
                 rows = [r for r in rows if _like(r.get(key), value)]
+        rows = self._shown("client", rows, params)
         rows = self._order(rows, params, set(CLIENT_FIELDS) - {"recv"}, "date_create", {"date_change": "date_edit"},
                            "clid")
         page = []
@@ -996,6 +1006,7 @@ class SalesManApp(EmulatorApp):
                 rows = [r for r in rows if _intval(r.get(key)) == wanted]
             elif key in PERSON_FIELDS:
                 rows = [r for r in rows if _like(r.get(key), value)]
+        rows = self._shown("person", rows, params)
         rows = self._order(rows, params, set(PERSON_FIELDS), "date_create", {}, "pid")
         page = [self._select(self._person_record(r), params, PERSON_FIELDS, _PERSON_COMPANIONS)
                 for r in self._page(rows, params)]
@@ -1172,6 +1183,7 @@ class SalesManApp(EmulatorApp):
             elif key in DEAL_FIELDS or key in ("did", "uid"):
                 rows = [r for r in rows if _like(r.get(key), value)]
         columns = set(DEAL_FIELDS) - {"step", "status_close"} | {"idcategory", "sid"}
+        rows = self._shown("deal", rows, params)
         rows = self._order(rows, params, columns, "datum", {"date_create": "datum", "date_change": "datum_izm"},
                            "did")
         page = [self._select(self._deal_record(r), params, {**DEAL_FIELDS, "title": ""}, _DEAL_COMPANIONS)
@@ -1235,7 +1247,8 @@ class SalesManApp(EmulatorApp):
             "creator": creator["title"] if creator else "", "creatorID": _intval(row.get("creator")),
             "date_create": _sfdate(row["date_create"]), "edited": row.get("date_edit"),
             "editor": editor["title"] if editor else "", "editorID": _intval(row.get("editor")),
-            "date_edit": _sfdate(row.get("date_edit")), "clientpath": self._title_of(self.clientpaths, row.get("clientpath")),
+            "date_edit": _sfdate(row.get("date_edit")),
+            "clientpath": self._title_of(self.clientpaths, row.get("clientpath")),
             "clientpath2": _intval(row.get("clientpath")), "type": row.get("type"), "priceLevel": "price_1",
             "input1": row.get("input1"),
             "recv": {"clid": clid, "castUrName": "", "castUrNameShort": "", "castName": row["title"],
@@ -1334,7 +1347,8 @@ class SalesManApp(EmulatorApp):
     def _deal_change_close(self, params, user, json_mode):
         row = self._deal_row(params, user, "Сделка не найдена в пределах аккаунта указанного пользователя.")
         if row.get("close") == "yes":
-            return {"result": "Error", "data": "Сделка уже закрыта", "error": {"code": 407, "text": "Сделка уже закрыта"}}
+            return {"result": "Error", "data": "Сделка уже закрыта",
+                    "error": {"code": 407, "text": "Сделка уже закрыта"}}
         status = next((s for s in STATUS_CLOSE if str(s[0]) == str(params.get("sid"))
                        or s[1] == params.get("status_close")), STATUS_CLOSE[3])
         row.update({"close": "yes", "sid": status[0], "datum_close": params.get("datum") or self.today(),
@@ -1390,7 +1404,8 @@ class SalesManApp(EmulatorApp):
             out["person"] = [{"pid": int(p), "person": (self.persons.get(int(p)) or {}).get("person", "")}
                              for p in pids]
         out.update({"did": _intval(row.get("did")), "dogovor": deal["title"] if deal else "",
-                    "readonly": row.get("readonly") or "no", "day": row.get("day"), "status": str(row.get("status") or 0)})
+                    "readonly": row.get("readonly") or "no", "day": row.get("day"),
+                    "status": str(row.get("status") or 0)})
         return out
 
     def _task_list(self, params, user, json_mode):
@@ -1412,6 +1427,7 @@ class SalesManApp(EmulatorApp):
                 rows = [r for r in rows if _intval(r.get(key)) == _intval(params[key])]
         if params.get("word"):
             rows = [r for r in rows if _like(r.get("title"), params["word"]) or _like(r.get("des"), params["word"])]
+        rows = self._shown("task", rows, params)
         rows = self._order(rows, params, set(TASK_FIELDS) | {"created"}, "datum", {}, "tid")
         page = [self._task_record(r) for r in self._page(rows, params)]
         return {"data": page} if page else []
@@ -1638,10 +1654,11 @@ def create_app(records: int = 100, *, login: str = "admin", api_key: str = "emul
                person_update_overwrites: bool = True, deal_update_clears: bool = True,
                change_start_bug: bool = True, deal_info_nulls: bool = True, task_list_needs_active: bool = True,
                task_update_resets: bool = True, unstable_order: bool = True, person_write_fatal: bool = False,
-               deal_numbering: bool = True) -> SalesManApp:
+               deal_numbering: bool = True, workers: int = 4) -> SalesManApp:
     return SalesManApp(records, login=login, api_key=api_key, seed=seed, webhook_url=webhook_url,
                        timezone_name=timezone_name, person_update_overwrites=person_update_overwrites,
                        deal_update_clears=deal_update_clears, change_start_bug=change_start_bug,
                        deal_info_nulls=deal_info_nulls, task_list_needs_active=task_list_needs_active,
                        task_update_resets=task_update_resets, unstable_order=unstable_order,
-                       person_write_fatal=person_write_fatal, deal_numbering=deal_numbering)
+                       person_write_fatal=person_write_fatal, deal_numbering=deal_numbering,
+                       workers=int(workers))

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -103,7 +104,23 @@ AUTO_NUMBER = {  # module -> (field, v84 prefix, SalesPlatform prefix)
     "Accounts": ("account_no", "ACC", "КОНТР_"),
     "Leads": ("lead_no", "LEA", "ЛИД_"),
 }
-MAX_LENGTH = {"lastname": 80, "firstname": 40, "accountname": 100, "company": 100}
+# varchar lengths of the text columns (vtiger's schema): MySQL cuts a longer value, counted in
+# characters, without an error, and every read answers the cut value.
+_PERSON = {"firstname": 40, "lastname": 80, "email": 100, "phone": 50, "mobile": 50, "fax": 50,
+           "title": 50, "department": 30, "secondaryemail": 100, "otheremail": 100, "homephone": 50,
+           "otherphone": 50, "assistant": 30, "assistantphone": 50, "mailingcity": 40, "mailingstreet": 250,
+           "mailingcountry": 40, "mailingstate": 30, "mailingpobox": 30, "mailingzip": 30, "othercity": 40,
+           "otherstreet": 250, "othercountry": 30, "otherstate": 50, "otherpobox": 30, "otherzip": 30}
+MAX_LENGTH: dict[str, dict[str, int]] = {
+    "Contacts": _PERSON,
+    "Leads": {**_PERSON, "company": 100, "designation": 50, "website": 255, "lane": 250, "city": 30,
+              "state": 30, "code": 30, "country": 30, "pobox": 30},
+    "Accounts": {"accountname": 100, "phone": 30, "otherphone": 30, "fax": 30, "email1": 100, "email2": 100,
+                 "website": 100, "tickersymbol": 30, "ownership": 50, "siccode": 50, "bill_city": 30,
+                 "bill_street": 250, "bill_country": 30, "bill_state": 30, "bill_code": 30, "bill_pobox": 30,
+                 "ship_city": 30, "ship_street": 250, "ship_country": 30, "ship_state": 30, "ship_code": 30,
+                 "ship_pobox": 30},
+}
 NUMBER_TYPES = {"integer", "double", "currency"}
 PLAIN, DATE, OWNER, USERS, REFERENCE = range(5)  # how _present renders a field
 KINDS = {"date": DATE, "owner": OWNER, "reference": REFERENCE}
@@ -198,8 +215,9 @@ class VtigerApp(EmulatorApp):
 
     def __init__(self, *, dialect: Dialect, username: str, access_key: str, sync_broken: bool, php: str,
                  timezone_name: str, session_idle: float, tags_fatal: bool, shuffle: bool,
-                 fatal_status: int, id_prefixes: dict[str, int]):
+                 fatal_status: int, id_prefixes: dict[str, int], echo_login_request: bool = False):
         super().__init__()
+        self.echo_login_request = echo_login_request
         self.dialect = dialect
         self.kind = dialect.kind
         self.sync_broken = sync_broken
@@ -291,7 +309,7 @@ class VtigerApp(EmulatorApp):
         return "\x1f".join(str(values.get(f) or "").casefold() for f in mod.unique)
 
     def _insert(self, mod: Module, crmid: int, values: dict[str, Any], label: str, deleted: int = 0) -> None:
-        names = ["crmid", "deleted", "label", "uniq"] + mod.fields
+        names = ["crmid", "deleted", "label", "uniq", *mod.fields]
         row = [crmid, deleted, label, self._uniq_key(mod, values)] + [values.get(f) for f in mod.fields]
         self.db.execute(f"INSERT INTO {mod.table} ({', '.join(map(_q, names))}) "
                         f"VALUES ({', '.join('?' * len(names))})", row)
@@ -313,7 +331,7 @@ class VtigerApp(EmulatorApp):
         cur = self.db.execute(f"SELECT * FROM {mod.table} WHERE crmid = ?", (crmid,))
         names = [d[0] for d in cur.description]
         row = cur.fetchone()
-        return dict(zip(names, row)) if row else {}
+        return dict(zip(names, row, strict=False)) if row else {}
 
     def _live_targets(self, ids: set[int]) -> dict[int, str]:
         """crmid -> module of the non-deleted records among ``ids`` (reference resolution)."""
@@ -333,7 +351,7 @@ class VtigerApp(EmulatorApp):
     def _present(self, mod: Module, rows: list[dict[str, Any]], fields: list[str], *, as_row: bool,
                  label: bool = False) -> list[dict[str, Any]]:
         """Rows as the API emits them: query/sync rows (as_row) or retrieve/create records."""
-        plan = [(f, PLAIN if mod.types[f] not in KINDS else KINDS[mod.types[f]]) for f in fields]
+        plan = [(f, KINDS.get(mod.types[f], PLAIN)) for f in fields]
         plan = [(f, USERS if kind == REFERENCE and mod.refers[f] == ["Users"] else kind) for f, kind in plan]
         refs = {int(v) for r in rows for f, kind in plan if kind == REFERENCE
                 for v in (r.get(f),) if v and str(v).isdigit()}
@@ -411,7 +429,8 @@ class VtigerApp(EmulatorApp):
             return str(int(number)) if t == "integer" else f"{number:.8f}"
         if name == "description":
             text = text.replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
-        return text[:MAX_LENGTH[name]] if name in MAX_LENGTH else text
+        limit = MAX_LENGTH.get(mod.name, {}).get(name)
+        return text[:limit] if limit else text
 
     def _defaults(self, mod: Module) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -612,10 +631,18 @@ class VtigerApp(EmulatorApp):
         return {"token": token, "serverTime": now, "expireTime": now + TOKEN_LIFETIME}
 
     def _op_login(self, request: Request, param: Callable, user: User | None, _sn: Any) -> Any:
+        try:
+            return self._login(param)
+        except WsError as exc:
+            if self.echo_login_request:  # some installs' error pages repeat the request, hash included
+                raise WsError(exc.code, f"{exc.message}; request: {urlencode(request.form)}") from None
+            raise
+
+    def _login(self, param: Callable) -> Any:
         username, key = param("username"), param("accessKey")
         found = next((u for u in self.users.values() if u.user_name == username), None)
         token = self.tokens.get(found.id) if found else None
-        if token is None or token[1] < self.now():
+        if found is None or token is None or token[1] < self.now():
             raise WsError("INVALID_AUTH_TOKEN", "Specified token is invalid or expired")
         if not found.access_key:
             raise WsError("ACCESSKEY_UNDEFINED", "Access key for the user is undefined")
@@ -760,6 +787,12 @@ class VtigerApp(EmulatorApp):
         base = f"FROM {mod.table} WHERE deleted = 0{' AND converted = 0' if mod.name == 'Leads' else ''}"
         if where_sql:
             base += f" AND ({where_sql})"
+        by_id = bool(stmt.where) and all(cond.column == "id" for _, cond in stmt.where)
+        hide = None if by_id else self.listing_filter(mod.name)
+        if hide is not None:
+            prefix = f"{mod.prefix}x"
+            self.db.create_function("hidden_row", 1, lambda crmid: hide(prefix + str(crmid)), deterministic=True)
+            base += " AND NOT hidden_row(crmid)"
         if stmt.count:
             if not self.dialect.count_rows:
                 return []
@@ -777,7 +810,7 @@ class VtigerApp(EmulatorApp):
         except sqlite3.Error:
             raise WsError("DATABASE_QUERY_ERROR", DB_ERROR) from None
         names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        rows = [dict(zip(names, r, strict=False)) for r in cur.fetchall()]
         out = self._present(mod, rows, fields, as_row=True)
         if not stmt.star:  # explicit lists: the requested order with id where vtiger puts it
             wanted = list(dict.fromkeys(stmt.columns))
@@ -804,10 +837,10 @@ class VtigerApp(EmulatorApp):
 
     def _value(self, mod: Module, column: str, token: str) -> Any:
         """A VTQL literal as vtiger rewrites it and MySQL then reads it (§7.2)."""
-        raw = vtql.literal(token)
-        if re.search(r"(?<!\\)(\\\\)*\\$", raw):
-            raise WsError("DATABASE_QUERY_ERROR", DB_ERROR)  # the pasted \' swallows the closing quote
-        raw = re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "0": "\0"}.get(m[1], m[1]), raw)
+        try:
+            raw = vtql.mysql_string(token)
+        except ValueError:
+            raise WsError("DATABASE_QUERY_ERROR", DB_ERROR) from None
         t = "id" if column == "id" else mod.types[column]
         if t in ("id", "owner"):
             if "x" not in raw:
@@ -872,7 +905,7 @@ class VtigerApp(EmulatorApp):
             last = i == len(stmt.order_by) - 1
             terms.append(f"{col} {'DESC' if last and stmt.descending else 'ASC'}")
         bound_sql, bound_params = self._implied_bound(mod, stmt)
-        return ", ".join(terms + [tie]), bound_sql, bound_params
+        return ", ".join([*terms, tie]), bound_sql, bound_params
 
     def _implied_bound(self, mod: Module, stmt: vtql.Select) -> tuple[str, list[Any]]:
         """``a > T OR a = T AND …`` implies ``a >= T``: say so, so SQLite can seek instead of scan."""
@@ -956,7 +989,7 @@ class VtigerApp(EmulatorApp):
                 cur = self.db.execute(f'SELECT * FROM {mod.table} WHERE "modifiedtime" > ? AND "modifiedtime" <= ?'
                                       f'{owner_sql} ORDER BY crmid', [t0, tmax, *owner_params])
                 names = [d[0] for d in cur.description]
-                rows = [dict(zip(names, r)) for r in cur.fetchall()]
+                rows = [dict(zip(names, r, strict=False)) for r in cur.fetchall()]
                 if self.shuffle:
                     self._random.shuffle(rows)
                 live = [r for r in rows if not r["deleted"] and not r["converted"]]
@@ -981,7 +1014,7 @@ class VtigerApp(EmulatorApp):
             base = {**self._defaults(mod), "modifiedby": str(ADMIN_ID), "source": "CRM"}
             if "created_user_id" in mod.types:
                 base["created_user_id"] = str(ADMIN_ID)
-            names = ["crmid", "deleted", "label", "uniq"] + mod.fields
+            names = ["crmid", "deleted", "label", "uniq", *mod.fields]
             templates[mod.name] = (
                 [None, 0, None, None] + [base.get(f) for f in mod.fields],
                 {f: i + 4 for i, f in enumerate(mod.fields)},
@@ -1027,7 +1060,7 @@ class VtigerApp(EmulatorApp):
             mod = self.modules[module]
             cur = self.db.execute(f"SELECT * FROM {mod.table} WHERE deleted = 0 AND converted = 0 ORDER BY crmid")
             names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, r)) for r in cur.fetchall()]
+            rows = [dict(zip(names, r, strict=False)) for r in cur.fetchall()]
             return {r["id"]: r for r in self._present(mod, rows, mod.fields, as_row=False)}
 
     def deleted_ids(self, module: str) -> set[str]:
@@ -1167,13 +1200,15 @@ def create_app(records: int = 100, *, dialect: str = "v84", username: str = "adm
                timezone: str | None = None, seed: int = 1, session_idle: float = 1440,
                tags_fatal: bool | None = None, shuffle: bool = False, accounts: int | None = None,
                fatal_status: int = 500, id_prefixes: dict[str, int] | None = None,
-               **other_switches: Any) -> VtigerApp:
+               echo_login_request: bool = False, **other_switches: Any) -> VtigerApp:
     """A vtiger webservice with ``records`` Contacts and about records/10 (≥ 3) Accounts.
 
     ``sync_broken=True`` reproduces a stock install (every ``sync`` is HTTP 500, empty body); the
     default is an install whose admin registered ``syncType`` (like the recorded ones).
     ``php`` is ``"legacy"``, ``"7"`` or ``"8"`` (default per dialect); ``tags_fatal`` switches the
-    SalesPlatform ``SELECT *`` fatal; ``shuffle`` makes unordered results and ties unpredictable.
+    SalesPlatform ``SELECT *`` fatal; ``shuffle`` makes unordered results and ties unpredictable;
+    ``echo_login_request`` makes a failed login repeat the request (the md5 access hash included)
+    in its error message, as some installs do.
     """
     if other_switches:
         raise TypeError(f"vtiger emulator: unknown option(s) {', '.join(sorted(other_switches))}")
@@ -1191,6 +1226,7 @@ def create_app(records: int = 100, *, dialect: str = "v84", username: str = "adm
                     sync_broken=_flag(sync_broken), php=php, timezone_name=timezone or profile.timezone,
                     session_idle=float(session_idle),
                     tags_fatal=profile.tags_fatal if tags_fatal is None else _flag(tags_fatal),
-                    shuffle=_flag(shuffle), fatal_status=int(fatal_status), id_prefixes=prefixes)
+                    shuffle=_flag(shuffle), fatal_status=int(fatal_status), id_prefixes=prefixes,
+                    echo_login_request=_flag(echo_login_request))
     app.seed(int(records), max(3, int(records) // 10) if accounts is None else int(accounts), int(seed))
     return app

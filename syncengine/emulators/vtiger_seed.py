@@ -34,7 +34,8 @@ ACCOUNT_TYPES = ["Customer", "Prospect", "Partner", "Reseller", "Supplier", ""]
 LEAD_SOURCES = ["Cold Call", "Existing Customer", "Web Site", "Trade Show", "Word of mouth", "", ""]
 TRANSLIT = dict(zip("абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
                     ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "y", "k", "l", "m", "n", "o", "p",
-                     "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya"]))
+                     "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya"],
+                    strict=True))
 
 
 @cache

@@ -283,8 +283,33 @@ def parse(text: str) -> Select:
     return _Parser(text).parse()
 
 
-def literal(token: str) -> str:
-    """The text of a VALUE token: quotes removed, ``''`` undoubled."""
-    if len(token) >= 2 and token[0] == "'" and token[-1] == "'":
-        return token[1:-1].replace("''", "'")
-    return token
+_MYSQL_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a",
+                  "%": "\\%", "_": "\\_"}
+
+
+def mysql_string(token: str) -> str:
+    r"""The value MySQL reads from a VALUE token that vtiger pasted into its SQL as it came.
+
+    MySQL's string rules, not VTQL's: a backslash escapes the next character (``\\`` is one
+    backslash, ``\'`` a quote, ``\n`` a newline; ``\%`` and ``\_`` keep theirs for LIKE), and
+    ``''`` is one quote. Raises ValueError where MySQL fails: a backslash that escapes the
+    closing quote, or a quote that ends the string early (``'it\''s'``)."""
+    if not (len(token) >= 2 and token[0] == "'" and token[-1] == "'"):
+        return token
+    body, out, i = token[1:-1], [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\":
+            if i + 1 == len(body):
+                raise ValueError("the closing quote is escaped")
+            out.append(_MYSQL_ESCAPES.get(body[i + 1], body[i + 1]))
+            i += 2
+        elif ch == "'":
+            if body[i + 1:i + 2] != "'":
+                raise ValueError("the string ends before the closing quote")
+            out.append("'")
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)

@@ -48,7 +48,7 @@ def _shape_problems(response, expected):
         except ValueError:
             kind, body = "text", response.text
     if kind != expected["body_kind"]:
-        return problems + [f"body {kind}"]
+        return [*problems, f"body {kind}"]
     want = expected["body"]
     if kind == "text":
         return problems + ([] if ("<app_db_error>" in body) == ("<app_db_error>" in want) else ["html"])

@@ -473,3 +473,80 @@ def test_seed_is_russian_dense_and_deterministic(emulator):
     assert "emulator" not in server.app.toml_section("crm", server.url).split("#")[0]
     again = emulator("vtiger", records=150).app.live_records("Contacts")
     assert [r["lastname"] for r in again.values()] == [r["lastname"] for r in contacts.values()]
+
+
+LONG_NAME = "Александра-Виктория " * 5  # 100 characters, Cyrillic
+
+
+# -- vtiger: text is cut to the column's length, and every read answers the cut value ----------
+
+@pytest.mark.parametrize("kind", ["vtiger", "salesplatform"])
+def test_vtiger_cuts_text_to_the_column_length_in_characters(emulator, kind):
+    server = emulator(kind, records=0)
+    client = login(server)
+    created = client.ok(client.post("create", elementType="Contacts", element={
+        "lastname": LONG_NAME, "firstname": "Б" * 45, "email": "a@example.com", "assigned_user_id": "19x1"}))
+    assert created["lastname"] == LONG_NAME[:80] and len(LONG_NAME) == 100
+    assert created["firstname"] == "Б" * 40
+    assert client.ok(client.get("retrieve", id=created["id"]))["lastname"] == LONG_NAME[:80]
+    rows = client.query(f"SELECT lastname FROM Contacts WHERE id = '{created['id']}';")
+    assert rows[0]["lastname"] == LONG_NAME[:80]
+    updated = client.ok(client.post("revise", element={"id": created["id"], "department": "Отдел " * 10}))
+    assert updated["department"] == ("Отдел " * 10)[:30]
+    assert server.app.live_records("Contacts")[created["id"]]["department"] == ("Отдел " * 10)[:30]
+    described = client.ok(client.get("describe", elementType="Contacts"))
+    assert all("length" not in f for f in described["fields"])  # the real describe does not say so
+
+
+# -- vtiger VTQL literals: MySQL reads the pasted text with backslash escapes -------------------
+
+def test_vtql_literals_follow_mysql_backslash_rules(emulator):
+    server = emulator("vtiger", records=0)
+    client = login(server)
+    for name in ("Back\\slash", "Ends\\", "O'Brien"):
+        client.ok(client.post("create", elementType="Contacts",
+                              element={"lastname": name, "assigned_user_id": "19x1"}))
+
+    def names(literal: str) -> list[str]:
+        return [r["lastname"] for r in client.query(f"SELECT lastname FROM Contacts WHERE lastname = {literal};")]
+
+    assert names("'Back\\\\slash'") == ["Back\\slash"]   # \\ is one backslash
+    assert names("'Back\\slash'") == []                   # \s is just s
+    assert names("'Ends\\\\'") == ["Ends\\"]
+    assert names("'O''Brien'") == ["O'Brien"]
+    for broken in ("'Ends\\'", "'O\\''Brien'"):  # the escaped quote leaves MySQL with broken SQL
+        reply = client.get("query", query=f"SELECT lastname FROM Contacts WHERE lastname = {broken};")
+        assert client.error(reply)[0] == "DATABASE_QUERY_ERROR"
+
+
+# -- vtiger: an install whose login error repeats the request -----------------------------------
+
+@pytest.mark.parametrize("echo", [False, True])
+def test_login_error_can_echo_the_request_with_its_hash(emulator, echo):
+    server = emulator("vtiger", records=0, echo_login_request=echo)
+    client = Client(server.url)
+    token = client.ok(client.get("getchallenge", username="admin"))["token"]
+    digest = hashlib.md5((token + "wrong-key").encode()).hexdigest()
+    code, message = client.error(client.post("login", username="admin", accessKey=digest))
+    assert code == "INVALID_USER_CREDENTIALS"
+    assert (digest in message) is echo
+
+
+# -- vtiger: hide rows from listings (issue 12) ----------------------------------------
+
+def test_vtiger_hides_rows_from_listings_not_from_reads_by_id(emulator):
+    server = emulator("vtiger", records=40)
+    client = login(server)
+    everyone = [r["id"] for r in client.query("SELECT id FROM Contacts ORDER BY id LIMIT 100;")]
+    assert len(everyone) == 40
+    reply = requests.post(f"{server.url}/__emulator__/hide_rows", json={"share": 0.25, "listings": 2, "seed": 3})
+    assert reply.json()["result"]["listings"] == 2
+    hidden = {i for i in everyone if server.app.hides(i)}
+    assert 0 < len(hidden) < 40
+    by_id = client.query(f"SELECT id FROM Contacts WHERE id IN ({', '.join(repr(i) for i in sorted(hidden))});")
+    assert {r["id"] for r in by_id} == hidden
+    assert client.ok(client.get("retrieve", id=sorted(hidden)[0]))["id"] == sorted(hidden)[0]
+    first = [r["id"] for r in client.query("SELECT id FROM Contacts ORDER BY id LIMIT 0, 20;")]
+    second = [r["id"] for r in client.query("SELECT id FROM Contacts ORDER BY id LIMIT 20, 20;")]
+    assert first + second == [i for i in everyone if i not in hidden]  # the offsets shift, nothing repeats
+    assert [r["id"] for r in client.query("SELECT id FROM Contacts ORDER BY id LIMIT 100;")] == everyone
