@@ -231,6 +231,12 @@ class MappingPlanner:
                     self.canonical[side][rid] = translator.canonical(side, rec.data)
                 except TranslationError as exc:
                     self._issue(side, rid, "translation", str(exc))
+        if translator.invalid_phones:
+            shown = translator.invalid_phones[:5]
+            more = len(translator.invalid_phones) - len(shown)
+            self.notes.append(f"{mapping.name}: {len(translator.invalid_phones)} phone number(s) are not a valid "
+                              f"number of their country ({mapping.phone_country} unless the field says otherwise), "
+                              f"so they are kept as written: {', '.join(shown)}" + (f" and {more} more" if more else ""))
         self.links = load_links(mirror, mapping.name)
         with mirror.engine.connect() as conn:
             self.conflicts = conn.execute(sa.select(ConflictRow).where(

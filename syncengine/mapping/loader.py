@@ -87,7 +87,7 @@ def load_mapping(config: Config, path: Path, *, known: set[str]) -> Mapping:
     direction = _choice(file, "direction", raw.get("direction", "both"), DIRECTIONS)
     conflict = _choice(file, "conflict", raw.get("conflict", "newest"), POLICIES)
     on_delete = _choice(file, "on_delete", raw.get("on_delete", "unlink"), ON_DELETE)
-    country = _choice(file, "phone_country", raw.get("phone_country", "RU"), tuple(COUNTRIES))
+    country = _country(file, "phone_country", raw.get("phone_country", "RU"))
     fields_raw = raw.get("fields")
     if not isinstance(fields_raw, dict) or not fields_raw:
         raise ConfigError(file, "fields", "missing or empty; add a [fields] table, e.g. "
@@ -127,6 +127,12 @@ def _choice(file: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _country(file: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or value.upper() not in COUNTRIES:
+        raise ConfigError(file, key, f"{value!r} is not a country code; use an ISO 3166 code such as RU, KZ, BY, UA")
+    return value.upper()
+
+
 def _field(file: str, name: str, spec: Any, mapping: Mapping, known: set[str]) -> FieldMap:
     key = f"fields.{name}"
     if isinstance(spec, str):  # shorthand: name = "same_key_on_both_sides"
@@ -151,7 +157,7 @@ def _field(file: str, name: str, spec: Any, mapping: Mapping, known: set[str]) -
     if "type" in spec:
         fm.type = _choice(file, f"{key}.type", spec["type"], TYPES)
     if "country" in spec:
-        fm.country = _choice(file, f"{key}.country", spec["country"], tuple(COUNTRIES))
+        fm.country = _country(file, f"{key}.country", spec["country"])
     for side in SIDES:
         fmt = spec.get(f"{side}_format")
         if fmt is not None:

@@ -1,8 +1,10 @@
 """Normalisers: the spellings of one value that two CRMs must agree on.
 
-Small and dependency-free. ``phone`` writes E.164 for the numbering plans our users live in
-(Russia and Kazakhstan +7, Belarus +375, Ukraine +380, and any number already written with its
-country code); a number it cannot read is kept as its digits, so it still compares stably.
+``phone`` writes E.164 through ``phonenumbers`` (Google's libphonenumber metadata, kept up to
+date by its maintainers): a number is read in the mapping's country unless it carries its own
+code, and only a number valid for its country is rewritten. Anything else stays as written (a
+Belarusian ``8 029 …`` is not a Russian ``+7 029 …``) and :func:`phone_is_valid` lets the plan
+flag it.
 """
 from __future__ import annotations
 
@@ -10,15 +12,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-#: country -> (calling code, national significant number length, trunk prefixes dropped)
-COUNTRIES: dict[str, tuple[str, int, tuple[str, ...]]] = {
-    "RU": ("7", 10, ("8",)),
-    "KZ": ("7", 10, ("8",)),
-    "BY": ("375", 9, ("80", "8")),
-    "UA": ("380", 9, ("0",)),
-}
-_CODE_LENGTHS = {"7": 10, "375": 9, "380": 9, "374": 8, "996": 9, "998": 9, "992": 9, "993": 8,
-                 "994": 9, "995": 9, "373": 8, "370": 8, "371": 8, "372": 7}
+import phonenumbers
+
+#: The countries a mapping may name as ``phone_country`` / ``country`` (ISO 3166 codes).
+COUNTRIES: tuple[str, ...] = tuple(sorted(phonenumbers.SUPPORTED_REGIONS))
 _EXTENSION = re.compile(r"(доб\.?|ext\.?|extension|#|,|;).*$", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 
@@ -33,30 +30,27 @@ def phone(value: str, country: str = "RU") -> str:
 
     ``8 (915) 387-81-40``, ``+7(915)387-81-40``, ``9153878140`` (RU default) → ``+79153878140``;
     ``8 029 123-45-67`` with country BY → ``+375291234567``; an extension (``доб. 12``) is dropped.
+    A number that is not valid for its country is returned as written (trimmed).
     """
-    text = _EXTENSION.sub("", value.strip())
-    plus = text.startswith("+")
-    digits = re.sub(r"\D", "", text)
-    if not digits:
+    number = _parse(value, country)
+    if number is None:
         return value.strip()
-    if digits.startswith("00"):
-        digits, plus = digits[2:], True
-    if plus or _has_code(digits):
-        return "+" + digits
-    code, length, trunks = COUNTRIES.get(country.upper(), COUNTRIES["RU"])
-    if len(digits) == length:
-        return f"+{code}{digits}"
-    for trunk in trunks:
-        if digits.startswith(trunk) and len(digits) == len(trunk) + length:
-            return f"+{code}{digits[len(trunk):]}"
-    return digits
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _has_code(digits: str) -> bool:
-    for code, length in _CODE_LENGTHS.items():
-        if digits.startswith(code) and len(digits) == len(code) + length:
-            return code != "7" or digits[1] in "3456789"  # 7 + a plausible RU/KZ area code
-    return False
+def phone_is_valid(value: str, country: str = "RU") -> bool:
+    return _parse(value, country) is not None
+
+
+def _parse(value: str, country: str) -> phonenumbers.PhoneNumber | None:
+    text = _EXTENSION.sub("", value.strip())
+    if text.startswith("00"):  # the international prefix most of Europe dials
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, country.upper())
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
 
 
 def text(value: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..types import EntitySchema, Field
-from .normalize import normalize
+from .normalize import normalize, phone_is_valid
 from .spec import SIDES, FieldMap, Mapping
 
 _DESCRIBED = {"date": "date", "datetime": "datetime", "integer": "integer", "number": "number",
@@ -78,6 +78,7 @@ class Translator:
         self.described: dict[tuple[str, str], Field | None] = {
             (name, side): schemas[side].field(fm.paths[side].key)
             for name, fm in mapping.fields.items() for side in fm.paths}
+        self.invalid_phones: list[str] = []  # "vt:Contacts 12 phone '044 123 4567'": kept as written
 
     def _canonical_type(self, fm: FieldMap) -> str:
         if fm.type:
@@ -131,6 +132,8 @@ class Translator:
                                    "has no entry in the value map (add it to values = {…})")
         value = self._typed(fm, side, raw)
         if fm.normalize and isinstance(value, str):
+            if fm.normalize == "phone" and not phone_is_valid(value, fm.country):
+                self.invalid_phones.append(f"{self.mapping.side(side)} {record.get('id')} {fm.name} {value!r}")
             value = normalize(fm.normalize, value, country=fm.country)
         return value
 
