@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .config import Config
-from .mapping import SIDES, prepare
+from .mapping import SIDES, load_mappings, prepare
 from .mirror import Mirror
 from .plan import Plan, make_plan
 from .pull import PullResult, pull
@@ -52,8 +52,9 @@ def run_sync(config: Config, names: Iterable[str] | None = None, *, mirror: Mirr
 
     ``should_stop`` (the daemon's SIGTERM) is asked before each write; writes not started are
     left for the next run."""
+    load_mappings(config, names)  # what the files alone show is wrong is refused before the mirror is created
     mirror = mirror or Mirror(config.mirror_url)
-    prepared = prepare(config, names, mirror)  # a bad mapping is refused before anything runs
+    prepared = prepare(config, names, mirror)  # then each field against both sides' describe
     pulled = None
     if pull_first:
         targets = sorted({str(m.side(s)) for m, _ in prepared for s in SIDES})

@@ -7,6 +7,7 @@ then checks every field against both systems' ``describe``. Every refusal is a
 """
 from __future__ import annotations
 
+import re
 import string
 import tomllib
 from collections.abc import Iterable
@@ -18,6 +19,7 @@ from ..errors import ConfigError
 from .normalize import COUNTRIES, NORMALIZERS
 from .spec import DIRECTIONS, ON_DELETE, POLICIES, SIDES, TYPES, FieldMap, Mapping, Path_, SideRef, other
 
+_PLACEHOLDER = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _TOP_KEYS = {"left", "right", "direction", "match_on", "conflict", "on_delete", "phone_country", "fields"}
 _FIELD_KEYS = {"left", "right", "direction", "normalize", "type", "values", "ref", "const", "template",
                "conflict", "left_format", "right_format", "country"}
@@ -78,12 +80,17 @@ def load_mapping(config: Config, path: Path, *, known: set[str]) -> Mapping:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, None, f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(file, None, "not UTF-8 text; save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(file, None, f"cannot read it ({exc.strerror})") from None
     for key in raw:
         if key not in _TOP_KEYS:
             raise ConfigError(file, key, f"unknown key; allowed: {', '.join(sorted(_TOP_KEYS))}")
     sides = {side: _side_ref(config, file, side, raw.get(side)) for side in SIDES}
+    if sides["left"] == sides["right"]:
+        raise ConfigError(file, "right", f"{sides['right']} is the same entity as left; a mapping pairs two "
+                          "different entities (each sync would copy every record onto itself)")
     direction = _choice(file, "direction", raw.get("direction", "both"), DIRECTIONS)
     conflict = _choice(file, "conflict", raw.get("conflict", "newest"), POLICIES)
     on_delete = _choice(file, "on_delete", raw.get("on_delete", "unlink"), ON_DELETE)
@@ -96,6 +103,7 @@ def load_mapping(config: Config, path: Path, *, known: set[str]) -> Mapping:
                       direction=direction, conflict=conflict, on_delete=on_delete, phone_country=country)
     for name, spec in fields_raw.items():
         mapping.fields[name] = _field(file, name, spec, mapping, known)
+    _one_writer_per_key(mapping)
     match_on = raw.get("match_on", [])
     if not isinstance(match_on, list) or not all(isinstance(m, str) for m in match_on):
         raise ConfigError(file, "match_on", 'must be a list of field names, e.g. ["email"]')
@@ -195,10 +203,7 @@ def _field(file: str, name: str, spec: Any, mapping: Mapping, known: set[str]) -
             template = spec["template"]
             if not isinstance(template, str):
                 raise ConfigError(file, f"{key}.template", 'must be a string such as "{firstname} {lastname}"')
-            try:
-                list(string.Formatter().parse(template))
-            except ValueError as exc:
-                raise ConfigError(file, f"{key}.template", f"not a valid template ({exc})") from None
+            _check_template(file, f"{key}.template", template)
             fm.template = template
             fm.direction = implied
         return fm
@@ -216,6 +221,39 @@ def _field(file: str, name: str, spec: Any, mapping: Mapping, known: set[str]) -
                               f"(mappings: {', '.join(sorted(known)) or 'none'})")
         fm.ref = ref
     return fm
+
+
+def _check_template(file: str, key: str, template: str) -> None:
+    """Only plain ``{field}`` placeholders: positions, conversions, format specs and attribute
+    lookups would fail (or read something else) only when a record is rendered."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigError(file, key, f"not a valid template ({exc}); write fields as {{name}}, "
+                          "literal braces as {{ and }}") from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if not _PLACEHOLDER.match(name) or spec or conversion:
+            written = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ConfigError(file, key, f"{written} is not a field placeholder; write fields as {{name}} "
+                              "(no positions, !conversions, :formats or .attributes), literal braces as {{ and }}")
+
+
+def _one_writer_per_key(mapping: Mapping) -> None:
+    """Two fields writing one key of a side would overwrite each other on every sync."""
+    for side in SIDES:
+        writers: dict[str, list[tuple[str, int | None]]] = {}
+        for name, fm in mapping.fields.items():
+            if not (fm.flows_to(side) or (fm.is_const and side in fm.paths)):
+                continue
+            path = fm.paths[side]
+            for earlier, index in writers.get(path.key, []):
+                if index is None or path.index is None or index == path.index:
+                    raise ConfigError(mapping.file, f"fields.{name}.{side}", f"{mapping.side(side)}.{path.key} "
+                                      f"is also written by fields.{earlier}; two fields writing one key overwrite "
+                                      "each other: remove one, or make one flow the other way (direction = …)")
+            writers.setdefault(path.key, []).append((name, path.index))
 
 
 def _value_map(file: str, key: str, values: Any) -> dict[str, Any]:

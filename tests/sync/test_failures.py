@@ -2,6 +2,9 @@
 read gets no writes, and values are never rewritten into wrong ones."""
 from __future__ import annotations
 
+import pytest
+
+from syncengine.errors import ConfigError
 from syncengine.sync import run_sync
 
 
@@ -21,3 +24,46 @@ def test_a_phone_not_valid_for_its_country_is_kept_as_written_and_flagged(pair):
     assert len(flagged) == 1, result.notes
     assert f"vt:Contacts {belarus}" in flagged[0] and f"vt:Contacts {kyiv}" in flagged[0]
     assert f"vt:Contacts {moscow} " not in flagged[0]
+
+
+HEAD = 'left = "vt:Contacts"\nright = "alfa:customer"\nmatch_on = ["email"]\n[fields]\n' \
+       'email = { left = "email", right = "email[0]", normalize = "email" }\n'
+
+
+@pytest.mark.parametrize("body, key, reason", [
+    # two fields write vtiger's lastname: the second would overwrite the first on every sync
+    (HEAD + 'name = { left = "lastname", right = "name" }\nfirst = { left = "lastname", right = "legal_name" }\n',
+     "fields.first.left", "also written by fields.name"),
+    (HEAD + 'mail2 = { left = "secondaryemail", right = "email" }\n', "fields.mail2.right",
+     "also written by fields.email"),
+    (HEAD + 'kind = { right = "name", const = "x" }\nname = { left = "lastname", right = "name" }\n',
+     "fields.name.right", "also written by fields.kind"),
+    (HEAD.replace("alfa:customer", "vt:Contacts").replace("email[0]", "email"), "right",
+     "the same entity as left"),
+    (HEAD + 'payer = { right = "legal_name", template = "{}" }\n', "fields.payer.template", "{}"),
+    (HEAD + 'payer = { right = "legal_name", template = "{lastname:{firstname}}" }\n', "fields.payer.template",
+     "{lastname:{firstname}}"),
+    (HEAD + 'payer = { right = "legal_name", template = "{lastname!z}" }\n', "fields.payer.template",
+     "{lastname!z}"),
+    (HEAD + 'payer = { right = "legal_name", template = "{lastname.upper}" }\n', "fields.payer.template",
+     "{lastname.upper}"),
+], ids=["same-key", "same-list-key", "const-and-field", "same-entity", "template-position", "template-nested",
+        "template-conversion", "template-attribute"])
+def test_a_mapping_that_would_corrupt_data_is_refused_and_nothing_is_written(pair, tmp_path, body, key, reason):
+    pair.mapping_file().write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        run_sync(pair.config)
+    assert err.value.file.endswith("contacts.toml") and err.value.key == key, err.value
+    assert reason in err.value.reason
+    assert not (tmp_path / "mirror.db").exists()
+    assert pair.requests() == 0
+
+
+@pytest.mark.parametrize("content", [b"\x00\x01\x02\xff\xfe binary", 'left = "vt:Contacts" # Gr\xfc\xdfe\n'.encode("latin-1")],
+                         ids=["binary", "latin-1"])
+def test_a_mapping_file_that_is_not_utf8_is_refused(pair, tmp_path, content):
+    pair.mapping_file().write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        run_sync(pair.config)
+    assert err.value.file.endswith("contacts.toml") and "UTF-8" in err.value.reason
+    assert not (tmp_path / "mirror.db").exists()
