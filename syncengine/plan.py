@@ -232,11 +232,11 @@ class MappingPlanner:
                 except TranslationError as exc:
                     self._issue(side, rid, "translation", str(exc))
         if translator.invalid_phones:
-            shown = translator.invalid_phones[:5]
-            more = len(translator.invalid_phones) - len(shown)
-            self.notes.append(f"{mapping.name}: {len(translator.invalid_phones)} phone number(s) are not a valid "
-                              f"number of their country ({mapping.phone_country} unless the field says otherwise), "
-                              f"so they are kept as written: {', '.join(shown)}" + (f" and {more} more" if more else ""))
+            invalid = translator.invalid_phones
+            more = f" and {len(invalid) - 5} more" if len(invalid) > 5 else ""
+            self.notes.append(f"{mapping.name}: {len(invalid)} phone number(s) are not a valid number of their "
+                              f"country ({mapping.phone_country} unless the field says otherwise), so they are "
+                              f"kept as written: {', '.join(invalid[:5])}{more}")
         self.links = load_links(mirror, mapping.name)
         with mirror.engine.connect() as conn:
             self.conflicts = conn.execute(sa.select(ConflictRow).where(
@@ -476,7 +476,7 @@ class MappingPlanner:
         if key is not None:
             criteria = self.tr.to_raw(target, {f: values[f] for f in m.match_on})
             criteria = {k: (v[m.fields[f].paths[target].index or 0] if isinstance(v, list) else v)
-                        for (k, v), f in zip(criteria.items(), m.match_on)}
+                        for (k, v), f in zip(criteria.items(), m.match_on, strict=True)}
             match = {"criteria": criteria, "key": list(key)}
         self.actions.append(Action(
             self._key("create", target, left_id, right_id), m.name, "create", target, side_ref.system,

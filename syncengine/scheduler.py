@@ -31,6 +31,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Config, Job
+from .errors import ConnectorError
 from .metrics import Metrics
 from .mirror import Locks, Mirror
 from .mirror.models import RunRow
@@ -94,15 +95,26 @@ class Daemon:
     def __init__(self, config: Config, *, mirror: Mirror | None = None, metrics: Metrics | None = None,
                  jobs: list[str] | None = None, name: str | None = None):
         self.config = config
+        self.jobs = [config.job(j) for j in jobs] if jobs else list(config.jobs)
+        self._check_mappings(mirror)  # a broken mapping refuses the start, before the mirror is created
         self.mirror = mirror or Mirror(config.mirror_url)
         self.metrics = metrics or Metrics()
         self.locks = Locks(self.mirror)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
-        self.jobs = [config.job(j) for j in jobs] if jobs else list(config.jobs)
         self.stopping = threading.Event()
         self.scheduler = BackgroundScheduler(job_defaults={  # cron: the machine's local time
             "max_instances": 1, "coalesce": True, "misfire_grace_time": None})
         self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+
+    def _check_mappings(self, mirror: Mirror | None) -> None:
+        """The jobs' mappings must exist and fit both sides' describe; a CRM that cannot be asked
+        now is no reason to refuse the start (the first run will say so)."""
+        from .mapping import check_all
+
+        try:
+            check_all(self.config, [job.name for job in self.jobs], mirror=mirror)
+        except ConnectorError as exc:
+            log.warning("the jobs' mappings could not be checked against the CRMs now: %s", exc)
 
     def start(self) -> None:
         for job in self.jobs:

@@ -6,11 +6,12 @@ named mappings (and those they reference), fetches both sides' schemas (the mirr
 """
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 from ..config import Config
 from ..connectors import connect
-from ..errors import ConfigError
+from ..errors import AuthError, ConfigError, ConnectorError
 from ..types import EntitySchema
 from .loader import dependency_order, load_mappings, mapping_files
 from .normalize import normalize
@@ -27,9 +28,11 @@ __all__ = [
     "SideRef",
     "TranslationError",
     "Translator",
+    "check_all",
     "dependency_order",
     "load_mappings",
     "mapping_files",
+    "no_such_entity",
     "normalize",
     "other",
     "prepare",
@@ -53,25 +56,64 @@ def resolve_names(config: Config, name: str | None) -> list[str] | None:
                       f"in {config.mappings_dir} (mappings: {maps})")
 
 
-def schema_for(config: Config, mirror, side: SideRef, *, refresh: bool = False) -> EntitySchema:
-    """The cached describe of SIDE, or a fresh one (saved for next time)."""
-    cached = None if refresh else mirror.cached_schema(side.system, side.entity)
+def schema_for(config: Config, mirror, side: SideRef, *, refresh: bool = False,
+               where: tuple[str, str] | None = None) -> EntitySchema:
+    """The cached describe of SIDE, or a fresh one (saved for next time; no MIRROR: not cached).
+
+    An entity the system does not have is a ``ConfigError`` at WHERE (file, key)."""
+    cached = None if refresh or mirror is None else mirror.cached_schema(side.system, side.entity)
     if cached is not None:
         return cached[0]
     connector = connect(side.system, config.system(side.system))
     try:
-        schema = connector.describe(side.entity)
+        try:
+            schema = connector.describe(side.entity)
+        except ConnectorError as exc:
+            if isinstance(exc, AuthError) or where is None:
+                raise
+            known = connector.entities()
+            if side.entity in known:
+                raise
+            raise ConfigError(*where, no_such_entity(side.system, side.entity, known)) from None
     finally:
         connector.close()
-    mirror.save_schema(side.system, schema)
+    if mirror is not None:
+        mirror.save_schema(side.system, schema)
     return schema
 
 
+def no_such_entity(system: str, entity: str, known: list[str]) -> str:
+    """``vt has no entity 'Contact'; did you mean Contacts? (entities: …)``"""
+    close = difflib.get_close_matches(entity, known, n=3, cutoff=0.6)
+    guess = f"; did you mean {', '.join(close)}?" if close else ""
+    shown = ", ".join(sorted(known)[:30]) + (f" and {len(known) - 30} more" if len(known) > 30 else "")
+    return f"{system} has no entity {entity!r}{guess} (entities: {shown}; `syncengine discover {system}`)"
+
+
 def prepare(config: Config, names: Iterable[str] | None, mirror) -> list[tuple[Mapping, dict[str, EntitySchema]]]:
-    """Load, describe and validate; mappings come referenced-first."""
+    """Load, describe and validate; mappings come referenced-first. Without a MIRROR every
+    schema is described afresh (nothing is created or cached)."""
     prepared = []
     for mapping in load_mappings(config, names).values():
-        schemas = {side: schema_for(config, mirror, mapping.side(side)) for side in SIDES}
+        schemas = {side: schema_for(config, mirror, mapping.side(side), where=(mapping.file, side))
+                   for side in SIDES}
         validate(mapping, schemas)
         prepared.append((mapping, schemas))
     return prepared
+
+
+def check_all(config: Config, jobs: Iterable[str] | None = None, *, mirror=None) -> list[Mapping]:
+    """Refuse a job naming a mapping that does not exist, then load, describe and validate the
+    mappings of JOBS (default: every mapping file and every job's), before anything runs."""
+    files = mapping_files(config)
+    chosen = [config.job(name) for name in jobs] if jobs is not None else config.jobs
+    for job in chosen:
+        for name in job.mappings:
+            if name not in files:
+                close = difflib.get_close_matches(name, list(files), n=1)
+                guess = f"; did you mean {close[0]}?" if close else ""
+                raise ConfigError(str(config.path), f"jobs.{job.name}.mappings",
+                                  f"no mapping {name!r} in {config.mappings_dir}{guess} "
+                                  f"(mappings: {', '.join(files) or 'none'})")
+    names = None if jobs is None else sorted({m for job in chosen for m in job.mappings})
+    return [mapping for mapping, _ in prepare(config, names, mirror)]

@@ -28,7 +28,7 @@ def validate(mapping: Mapping, schemas: dict[str, EntitySchema]) -> None:
             if fm.flows_to(side) and (described is None or not described.editable):
                 raise ConfigError(file, key, f"{mapping.side(side)}.{path.key} is read-only, so it cannot "
                                   f"be written; make the field flow the other way (direction = …)")
-        if fm.template is not None:
+        if fm.template is not None and fm.source is not None:
             source = schemas[fm.source]
             for _, placeholder, _, _ in string.Formatter().parse(fm.template):
                 if placeholder and placeholder not in source.field_names and placeholder not in _IMPLICIT:
