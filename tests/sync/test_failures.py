@@ -3,9 +3,7 @@ read gets no writes, and values are never rewritten into wrong ones."""
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 
-from syncengine.cli import main
 from syncengine.errors import ConfigError
 from syncengine.scheduler import Daemon
 from syncengine.sync import run_sync
@@ -81,22 +79,6 @@ def test_an_unknown_entity_in_a_mapping_is_a_usage_error_with_the_entities_and_a
     assert "vt has no entity 'Contact'; did you mean Contacts" in err.value.reason
     assert "Accounts" in err.value.reason  # the list to choose from
     assert pair.write_requests() == 0
-
-
-def test_check_validates_every_mapping_and_job_against_describe(pair):
-    pair.mapping_file("extra").write_text(HEAD + 'phone = { left = "phon", right = "phone[0]" }\n',
-                                          encoding="utf-8")
-    result = CliRunner().invoke(main, ["--config", str(pair.config_path), "check"])
-    assert result.exit_code == 2, result.output
-    assert "extra.toml: fields.phone.left: vt:Contacts has no field 'phon'" in result.output
-
-    pair.mapping_file("extra").unlink()
-    text = pair.config_path.read_text(encoding="utf-8").replace('mappings = ["contacts"]', 'mappings = ["contcts"]')
-    pair.config_path.write_text(text, encoding="utf-8")
-    result = CliRunner().invoke(main, ["--config", str(pair.config_path), "check"])
-    assert result.exit_code == 2, result.output
-    assert "sync.toml: jobs.contacts-job.mappings: no mapping 'contcts'" in result.output
-    assert "did you mean contacts?" in result.output
 
 
 def test_the_daemon_refuses_to_start_on_a_job_naming_a_missing_mapping(pair, tmp_path):
