@@ -264,8 +264,7 @@ class VtigerConnector(Connector):
                          f" AND id > {quote(after[1])}")
             rows = self._call("GET", "query", {
                 "query": f"SELECT {columns} FROM {entity}{where} ORDER BY modifiedtime, id LIMIT {PAGE};"})
-            if rows:
-                tail = rows[-1]
+            if tail := next((r for r in reversed(rows) if _id_number(r["id"]) >= 0), None):
                 after = (tail.get("modifiedtime") or "", tail["id"])
                 last = max(last, after, key=_keyset_order)
             yield ChangeBatch(records=[_clean(r) for r in rows],
@@ -354,7 +353,9 @@ def _clean(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _id_number(remote_id: str) -> int:
-    return int(str(remote_id).rpartition("x")[2] or 0)
+    """The crmid of ``12x345``; -1 for an id without one (a hostile answer must not end the read)."""
+    number = str(remote_id).rpartition("x")[2]
+    return int(number) if number.isdigit() else -1
 
 
 def _keyset_order(key: tuple[str, str]) -> tuple[str, int]:

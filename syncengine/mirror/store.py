@@ -323,6 +323,5 @@ class _DriverSql:
         return sql if self.qmark else sql.replace("?", "%s")
 
     def ident(self, name: str) -> str:
-        """A quoted identifier; any ``?`` or ``%`` in it stays a character, not a placeholder."""
-        quoted = self._quote(name)
-        return quoted if self.qmark else quoted.replace("%", "%%")
+        """A quoted identifier; a ``?`` or ``%`` in it stays a character (the dialect escapes ``%``)."""
+        return self._quote(name)
