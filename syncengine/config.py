@@ -36,12 +36,29 @@ class Job:
 
 
 @dataclass
+class UiSettings:
+    """``[ui]``: where the operator's console listens; a password is required beyond loopback."""
+    bind: str = "127.0.0.1"
+    port: int = 8470
+    password: str | None = None
+
+
+@dataclass
+class HealthSettings:
+    """``[health]``: when ``/healthz`` answers 503."""
+    failed_runs: int = 3                                       # a job failing this many times in a row
+    stale_after: timedelta = timedelta(hours=24)               # an entity not pulled successfully for this long
+
+
+@dataclass
 class Config:
     path: Path
     mirror_url: str
     systems: dict[str, dict[str, Any]]
     jobs: list[Job]
     mappings_dir: Path
+    ui: UiSettings | None = None  # None: no [ui] table, the daemon serves no console
+    health: HealthSettings = field(default_factory=HealthSettings)
 
     def system(self, name: str) -> dict[str, Any]:
         if name not in self.systems:
@@ -83,7 +100,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(file, None, f"not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(file, None, "not UTF-8 text") from None
-    _check_keys(file, "", raw, {"mirror", "systems", "jobs", "mappings_dir"})
+    _check_keys(file, "", raw, {"mirror", "systems", "jobs", "mappings_dir", "ui", "health"})
     raw = _expand_env(raw, file, "")
 
     mirror = raw.get("mirror", {})
@@ -112,7 +129,37 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     mappings_dir = Path(raw.get("mappings_dir", "mappings"))
     if not mappings_dir.is_absolute():
         mappings_dir = path.parent / mappings_dir
-    return Config(path=path, mirror_url=url, systems=systems, jobs=jobs, mappings_dir=mappings_dir)
+    return Config(path=path, mirror_url=url, systems=systems, jobs=jobs, mappings_dir=mappings_dir,
+                  ui=_ui(file, raw["ui"]) if "ui" in raw else None, health=_health(file, raw.get("health", {})))
+
+
+def _ui(file: str, table: Any) -> UiSettings:
+    _require_table(file, "ui", table)
+    _check_keys(file, "ui.", table, {"bind", "port", "password"})
+    ui = UiSettings(**table)
+    if not isinstance(ui.bind, str) or not ui.bind:
+        raise ConfigError(file, "ui.bind", 'must be an address, e.g. "127.0.0.1" or "0.0.0.0"')
+    if not isinstance(ui.port, int) or isinstance(ui.port, bool) or not 0 <= ui.port <= 65535:
+        raise ConfigError(file, "ui.port", "must be a port number between 0 and 65535")
+    if ui.password is not None:
+        if not isinstance(ui.password, str) or not ui.password:
+            raise ConfigError(file, "ui.password", 'must be a non-empty string, e.g. "${SYNCENGINE_UI_PASSWORD}"')
+        SECRETS.add(ui.password)
+    return ui
+
+
+def _health(file: str, table: Any) -> HealthSettings:
+    _require_table(file, "health", table)
+    _check_keys(file, "health.", table, {"failed_runs", "stale_after"})
+    health = HealthSettings()
+    if "failed_runs" in table:
+        value = table["failed_runs"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(file, "health.failed_runs", "must be a whole number of runs, at least 1")
+        health.failed_runs = value
+    if "stale_after" in table:
+        health.stale_after = parse_duration(table["stale_after"], file=file, key="health.stale_after")
+    return health
 
 
 def _system(file: str, name: str, table: Any) -> dict[str, Any]:

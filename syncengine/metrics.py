@@ -1,118 +1,145 @@
-"""Daemon metrics in the Prometheus text format, and the loopback HTTP endpoint that serves them.
+"""What the daemon and the console export to Prometheus, built with ``prometheus_client``.
 
-No client library: a handful of counters and gauges keyed by labels, rendered on request.
-``GET /healthz`` answers 200 while the daemon runs (503 once it is stopping); ``GET /metrics``
-answers the exposition text.
+:class:`Metrics` holds the daemon's counters and gauges (one registry per daemon, so tests and
+several daemons in one process never mix). :meth:`Metrics.watch` adds gauges read from the mirror
+at scrape time: parked records, open conflicts, held deletes and each entity's freshness.
 """
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .serving import BackgroundServer
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-#: name -> (type, help). Every metric the daemon exports, in the order they are rendered.
-METRICS: dict[str, tuple[str, str]] = {
-    "syncengine_up": ("gauge", "1 while the daemon runs."),
-    "syncengine_daemon_start_time_seconds": ("gauge", "When this daemon started (Unix time)."),
-    "syncengine_job_runs_total": ("counter", "Job runs finished by this daemon, by status (ok, warning, failed, stopped)."),
-    "syncengine_job_failures_total": ("counter", "Job runs that failed."),
-    "syncengine_job_skipped_total": ("counter", "Scheduled runs not made here: overlap (previous run still going), locked (running in another daemon), done (another daemon already ran it)."),
-    "syncengine_job_running": ("gauge", "1 while a run of the job is in progress in this daemon."),
-    "syncengine_job_last_success_timestamp_seconds": ("gauge", "When the last successful run finished (Unix time)."),
-    "syncengine_job_last_duration_seconds": ("gauge", "How long the last run took."),
-    "syncengine_records_pulled_total": ("counter", "Records pulled into the mirror, by change (created, updated, deleted, unchanged)."),
-    "syncengine_records_written_total": ("counter", "Writes made to a system by sync, by operation."),
-    "syncengine_http_requests_total": ("counter", "HTTP requests sent to each system."),
-    "syncengine_http_errors_total": ("counter", "HTTP requests to each system that failed, by error type (retried ones included)."),
+from .config import Config
+from .mirror import Mirror
+from .serving import WsgiServer, mirror_state
+
+prometheus_client.disable_created_metrics()  # *_created series double every counter for no reader of ours
+
+CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
+
+#: name -> (type, help, label names). Every metric the daemon counts itself.
+METRICS: dict[str, tuple[type[Counter] | type[Gauge], str, tuple[str, ...]]] = {
+    "syncengine_up": (Gauge, "1 while the daemon runs.", ()),
+    "syncengine_daemon_start_time_seconds": (Gauge, "When this daemon started (Unix time).", ()),
+    "syncengine_job_runs_total": (Counter, "Job runs finished by this daemon, by status (ok, warning, failed, "
+                                           "stopped).", ("job", "status")),
+    "syncengine_job_failures_total": (Counter, "Job runs that failed.", ("job",)),
+    "syncengine_job_skipped_total": (Counter, "Scheduled runs not made here: overlap (previous run still going), "
+                                              "locked (running in another daemon), done (another daemon already "
+                                              "ran it).", ("job", "reason")),
+    "syncengine_job_running": (Gauge, "1 while a run of the job is in progress in this daemon.", ("job",)),
+    "syncengine_job_last_success_timestamp_seconds": (Gauge, "When the last successful run finished (Unix time).",
+                                                      ("job",)),
+    "syncengine_job_last_duration_seconds": (Gauge, "How long the last run took.", ("job",)),
+    "syncengine_records_pulled_total": (Counter, "Records pulled into the mirror, by change (created, updated, "
+                                                 "deleted, unchanged).", ("change", "entity", "system")),
+    "syncengine_records_written_total": (Counter, "Writes made to a system by sync, by operation.", ("op", "system")),
+    "syncengine_http_requests_total": (Counter, "HTTP requests sent to each system.", ("system",)),
+    "syncengine_http_errors_total": (Counter, "HTTP requests to each system that failed, by error type (retried "
+                                              "ones included).", ("error", "system")),
 }
-
-Labels = tuple[tuple[str, str], ...]
 
 
 class Metrics:
-    """Thread-safe counters and gauges; :meth:`render` gives the Prometheus exposition text."""
+    """The daemon's counters and gauges in their own registry; :meth:`render` gives the exposition text."""
 
     def __init__(self) -> None:
-        self._values: dict[str, dict[Labels, float]] = {name: {} for name in METRICS}
-        self._lock = threading.Lock()
+        self.registry = CollectorRegistry()
+        self._metrics: dict[str, Any] = {name: kind(name, help_text, labels, registry=self.registry)
+                                         for name, (kind, help_text, labels) in METRICS.items()}
 
     def inc(self, name: str, value: float = 1, **labels: Any) -> None:
-        key = _labels(labels)
-        with self._lock:
-            series = self._values[name]
-            series[key] = series.get(key, 0) + value
+        self._series(name, labels).inc(value)
 
     def set(self, name: str, value: float, **labels: Any) -> None:
-        with self._lock:
-            self._values[name][_labels(labels)] = value
+        self._series(name, labels).set(value)
 
     def value(self, name: str, **labels: Any) -> float:
-        with self._lock:
-            return self._values[name].get(_labels(labels), 0)
+        found = self.registry.get_sample_value(name, {k: str(v) for k, v in labels.items()})
+        return found or 0.0
 
-    def render(self) -> str:
-        lines: list[str] = []
-        with self._lock:
-            for name, (kind, help_text) in METRICS.items():
-                lines.append(f"# HELP {name} {help_text}")
-                lines.append(f"# TYPE {name} {kind}")
-                for labels, value in sorted(self._values[name].items()):
-                    text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                    number = _number(value)
-                    lines.append(f"{name}{{{text}}} {number}" if text else f"{name} {number}")
-        return "\n".join(lines) + "\n"
+    def watch(self, config: Config, mirror: Mirror) -> None:
+        """Also export what the mirror holds: parked records, conflicts, held deletes, freshness."""
+        self.registry.register(MirrorCollector(config, mirror))
 
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
 
-def _labels(labels: dict[str, Any]) -> Labels:
-    return tuple(sorted((k, str(v)) for k, v in labels.items()))
+    def _series(self, name: str, labels: dict[str, Any]) -> Any:
+        metric = self._metrics[name]
+        return metric.labels(**{k: str(v) for k, v in labels.items()}) if labels else metric
 
 
-def _number(value: float) -> str:
-    """Full precision (``:g`` would turn a Unix time into 1.79536e+09)."""
-    value = float(value)
-    return str(int(value)) if value.is_integer() else repr(value)
+class MirrorCollector(Collector):
+    """Gauges read from the mirror on every scrape (a scrape every 15 s costs a few small queries)."""
+
+    def __init__(self, config: Config, mirror: Mirror):
+        self.config, self.mirror = config, mirror
+
+    def collect(self) -> Iterator[Metric]:
+        state = mirror_state(self.config, self.mirror)
+        yield _gauge("syncengine_parked_records", "Records a sync could not carry, by mapping.", "mapping",
+                     state.parked.items())
+        yield _gauge("syncengine_open_conflicts", "Conflicts waiting for a decision, by mapping.", "mapping",
+                     state.conflicts.items())
+        yield _gauge("syncengine_held_deletes", "Deletes held for approval, by mapping.", "mapping",
+                     state.held_deletes.items())
+        freshness = GaugeMetricFamily("syncengine_entity_freshness_seconds",
+                                      "Seconds since the entity's last successful pull.",
+                                      labels=["entity", "system"])
+        for (system, entity), seconds in sorted(state.freshness_seconds().items()):
+            freshness.add_metric([entity, system], seconds)
+        yield freshness
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _gauge(name: str, help_text: str, label: str, values: Iterable[tuple[str, int]]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, help_text, labels=[label])
+    for key, value in sorted(values):
+        family.add_metric([key], value)
+    return family
 
 
-class MetricsServer(BackgroundServer):
-    """``/healthz`` and ``/metrics`` on 127.0.0.1:PORT, in a background thread."""
+def monitoring_app(metrics: Metrics, problems: Callable[[], list[str]]) -> Callable[..., Any]:
+    """A bare WSGI app: ``GET /metrics`` and ``GET /healthz`` (200 "ok", or 503 and one problem a line)."""
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            status, body, content_type = "200 OK", metrics.render(), CONTENT_TYPE
+        elif path == "/healthz":
+            status, body, content_type = health_answer(problems())
+        else:
+            status, body, content_type = "404 Not Found", b"try /metrics or /healthz\n", "text/plain; charset=utf-8"
+        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
 
-    thread_name = "metrics"
+    return app
 
-    def __init__(self, metrics: Metrics, port: int, healthy: Callable[[], bool] = lambda: True,
+
+def health_answer(problems: list[str]) -> tuple[str, bytes, str]:
+    """The status line and body of ``/healthz``."""
+    text = "ok\n" if not problems else "".join(f"{p}\n" for p in problems)
+    return ("200 OK" if not problems else "503 Service Unavailable"), text.encode(), "text/plain; charset=utf-8"
+
+
+class MetricsServer:
+    """``/healthz`` and ``/metrics`` on HOST:PORT (waitress, in a background thread)."""
+
+    def __init__(self, metrics: Metrics, port: int, problems: Callable[[], list[str]] = lambda: [],
                  host: str = "127.0.0.1"):
-        self.metrics = metrics
-        self.healthy = healthy
-        super().__init__(_handler(self), port=port, host=host)
+        self.server = WsgiServer(monitoring_app(metrics, problems), host=host, port=port, name="metrics")
 
+    @property
+    def url(self) -> str:
+        return self.server.url
 
-def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/metrics":
-                self._send(200, server.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
-            elif self.path == "/healthz":
-                ok = server.healthy()
-                self._send(200 if ok else 503, "ok\n" if ok else "stopping\n", "text/plain; charset=utf-8")
-            else:
-                self._send(404, "try /metrics or /healthz\n", "text/plain; charset=utf-8")
+    def start(self) -> MetricsServer:
+        self.server.start()
+        return self
 
-        def _send(self, status: int, text: str, content_type: str) -> None:
-            body = text.encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:  # scrapes every 15 s would flood the log
-            pass
-
-    return Handler
-
+    def stop(self) -> None:
+        self.server.stop()

@@ -73,6 +73,7 @@ def daemon(ctx: click.Context, config: Config, jobs: tuple[str, ...], metrics_po
     """
     from ..metrics import MetricsServer
     from ..scheduler import Daemon
+    from ..serving import health_problems
 
     setup_daemon_logging(log_format, ctx.find_root().params.get("verbose") or 0)
     log = logging.getLogger("syncengine.daemon")
@@ -94,10 +95,17 @@ def daemon(ctx: click.Context, config: Config, jobs: tuple[str, ...], metrics_po
     signal.signal(signal.SIGINT, on_signal)
     servers: list[Any] = []
     try:
+        runner.metrics.watch(config, runner.mirror)
         if metrics_port is not None:
-            servers.append(_listen("--metrics-port", metrics_port,
-                                   lambda: MetricsServer(runner.metrics, metrics_port, runner.healthy)))
+            servers.append(_listen("--metrics-port", metrics_port, lambda: MetricsServer(
+                runner.metrics, metrics_port, lambda: health_problems(config, runner.mirror, alive=runner.healthy))))
             log.info("metrics on %s/metrics, health on %s/healthz", servers[-1].url, servers[-1].url)
+        if config.ui is not None:  # the console beside the daemon, on the same mirror and metrics
+            from ..console import start_console
+
+            servers.append(start_console(config, config.ui, mirror=runner.mirror, metrics=runner.metrics,
+                                         alive=runner.healthy))
+            log.info("console on %s", servers[-1].url)
         if webhooks_port is not None:
             from ..webhooks import WebhookServer
 

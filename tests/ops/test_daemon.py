@@ -1,6 +1,7 @@
 """The daemon: schedules, no overlapping runs, one run per occurrence across daemons, metrics, SIGTERM."""
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -20,6 +21,7 @@ from syncengine.mirror import Mirror
 from syncengine.mirror.models import RunRow
 from syncengine.pull import pull
 from syncengine.scheduler import JOB_RUN, Daemon
+from syncengine.serving import health_problems
 
 
 def job_runs(mirror: Mirror, job: str) -> list[RunRow]:
@@ -29,7 +31,7 @@ def job_runs(mirror: Mirror, job: str) -> list[RunRow]:
 
 
 def assert_no_overlap(runs: list[RunRow]) -> None:
-    for before, after in zip(runs, runs[1:]):
+    for before, after in itertools.pairwise(runs):
         assert before.finished_at is not None
         assert after.started_at >= before.finished_at, f"runs {before.id} and {after.id} overlap"
 
@@ -109,7 +111,8 @@ def test_metrics_endpoint_counts_the_runs_that_happened(two_crms, ops_config, sq
         {"name": "bad", "cron": "0 0 1 1 *", "pull": ["vt"]}], vt_extra={"access_key": "wrong-key"}))
     daemon = Daemon(config)
     daemon.start()
-    server = MetricsServer(daemon.metrics, 0, daemon.healthy).start()
+    server = MetricsServer(daemon.metrics, 0, lambda: health_problems(config, daemon.mirror,
+                                                                     alive=daemon.healthy)).start()
     try:
         for _ in range(3):
             daemon.run_job(config.job("good"), scheduled=False)
