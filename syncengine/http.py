@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-from .errors import ProtocolError, RateLimited, TransientError
+from .errors import ConnectorError, ProtocolError, RateLimited, TransientError
 
 log = logging.getLogger("syncengine.http")
 T = TypeVar("T")
@@ -63,6 +63,7 @@ class HttpClient:
         self.counts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self._count_lock = threading.Lock()
+        self._unresolved: dict[str, ConnectorError] = {}   # host -> why: asked once per run
         self.session = requests.Session()
         self.session.verify = verify
         adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
@@ -97,6 +98,9 @@ class HttpClient:
 
     def _send(self, method: str, url: str, op: str, parse: Callable[[requests.Response], T],
               kwargs: dict[str, Any]) -> T:
+        host = urlsplit(url).hostname or ""
+        if host in self._unresolved:
+            raise self._unresolved[host]
         self.budget.acquire()
         with self._count_lock:
             self.counts[op] += 1
@@ -109,6 +113,11 @@ class HttpClient:
         except requests.Timeout:
             error: Exception = TransientError(f"no answer within {self.timeout:g}s ({op})", system=self.system)
         except requests.ConnectionError as exc:
+            if _unresolved(exc):  # a name that does not resolve now will not resolve in a second
+                error = self._unresolved.setdefault(host, ConnectorError(
+                    f"cannot reach {origin(url)}: the host name does not resolve; check url "
+                    "(and this machine's DNS)", system=self.system))
+                raise error from None
             error = TransientError(f"cannot reach {origin(url)} ({_reason(exc)})", system=self.system,
                                    request_sent=not _never_connected(exc))
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
@@ -167,6 +176,11 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
         return True
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
+def _unresolved(exc: requests.ConnectionError) -> bool:
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NameResolutionError)
 
 
 def _reason(exc: requests.ConnectionError) -> str:

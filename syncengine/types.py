@@ -37,8 +37,10 @@ COMMON_SETTINGS: dict[str, Setting] = {
     "timeout": Setting((int, float), default=30, help="seconds to wait for one HTTP answer"),
     "retries": Setting(int, default=5, help="retries of a transient failure (5xx, timeout, 429)"),
     "verify_tls": Setting((bool, str), default=True, help="true, or the path of a CA bundle"),
-    "sweep_every": Setting(str, default="6h", help="how often a pull also sweeps for deletions (e.g. 30m, 6h, 0s = every pull)"),
-    "max_delete_share": Setting((int, float), default=0.10, help="a sweep deleting more than this share of an entity is refused"),
+    "sweep_every": Setting(str, default="6h",
+                           help="how often a pull also sweeps for deletions (e.g. 30m, 6h, 0s = every pull)"),
+    "max_delete_share": Setting((int, float), default=0.10,
+                                help="a sweep deleting more than this share of an entity is refused"),
     "overlap": Setting(int, default=2, help="seconds each incremental poll re-reads, so no same-second write is lost"),
 }
 

@@ -31,11 +31,10 @@ cursor.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
-import threading
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +45,7 @@ from ..errors import AuthError, NotFound, ProtocolError, TransientError, Unsuppo
 from ..http import json_body
 from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
 from .base import Connector
+from .session import SessionCache
 
 log = logging.getLogger("syncengine.alfacrm")
 
@@ -156,9 +156,7 @@ class AlfaCrmConnector(Connector):
         self.token_refresh = float(840 if refresh is None else refresh)
         self.use_log = bool(config.get("use_log", True))
         self.timezone = config.get("timezone") or "Europe/Moscow"
-        self._token: str | None = None
-        self._token_at = 0.0
-        self._token_lock = threading.Lock()
+        self._token = SessionCache(self._login, max_age=self.token_refresh)
         self._branches: list[int] | None = [int(b) for b in config["branches"]] if config.get("branches") else None
 
     # -- transport ---------------------------------------------------------------------------
@@ -167,16 +165,17 @@ class AlfaCrmConnector(Connector):
         """POST /v2api/PATH with the token; a refused token is renewed once and the call repeated."""
         op = "/".join(path.split("/")[-2:])
         for attempt in (1, 2):
-            token = self._current_token()
+            token = self._token.get()
             try:
                 return self.http.request("POST", f"{self.base}/{path}", op=op, parse=parse or self._parse,
                                          idempotent=not path.endswith("/create"), json=body or {}, params=query,
                                          headers={TOKEN_HEADER: token, "Accept": "application/json"})
             except _TokenRefused as exc:
-                self._drop_token(token)
+                self._token.drop(token)
                 if attempt == 2:
-                    raise AuthError(f"the token was refused right after login ({exc}); check that the "
-                                    "API user may use v2api", system=self.name) from None
+                    raise self._token.refuse(AuthError(
+                        f"the token was refused right after login ({exc}); check that the API user may "
+                        "use v2api", system=self.name)) from None
         raise AssertionError("unreachable")
 
     def _parse(self, response: requests.Response) -> Any:
@@ -197,18 +196,6 @@ class AlfaCrmConnector(Connector):
             raise ProtocolError("the answer is not a JSON object; is url the Alfa CRM account's address?",
                                 system=self.name)
         return body
-
-    def _current_token(self) -> str:
-        with self._token_lock:
-            if self._token is None or time.monotonic() - self._token_at >= self.token_refresh:
-                self._token = self._login()
-                self._token_at = time.monotonic()
-            return self._token
-
-    def _drop_token(self, token: str) -> None:
-        with self._token_lock:
-            if self._token == token:
-                self._token = None
 
     def _login(self) -> str:
         email = self.config["email"]
@@ -402,7 +389,7 @@ class AlfaCrmConnector(Connector):
 
     def _read_log(self, since: int) -> Iterator[ChangeBatch]:
         """The Log itself: entries above SINCE, newest pages first (entries never change)."""
-        newest, seen = since, set()
+        newest, seen = since, set[int]()
         for items in self._pages("log", self.branch, {}):
             fresh = [r for r in items if r["id"] > since and r["id"] not in seen]
             seen.update(r["id"] for r in fresh)
@@ -429,7 +416,8 @@ class AlfaCrmConnector(Connector):
         wanted = sorted({int(i) for i in ids})
         return [_record(model, r) for chunk in _chunks(wanted, self.page_size) for r in self._fetch_ids(entity, chunk)]
 
-    def _fetch_ids(self, entity: str, ids: list[int], listed: dict[int, set[int]] | None = None) -> list[dict[str, Any]]:
+    def _fetch_ids(self, entity: str, ids: list[int],
+                   listed: dict[int, set[int]] | None = None) -> list[dict[str, Any]]:
         """Rows with these ids in any branch read (archived too); LISTED collects ids per branch."""
         found: dict[int, dict[str, Any]] = {}
         for branch in self._read_branches(entity):
@@ -457,7 +445,8 @@ class AlfaCrmConnector(Connector):
         payload = _outgoing(values)
         if entity == "customer":
             payload = {"branch_ids": [self.branch], "is_study": 1, "legal_type": 1, **payload}
-        query = {k: payload[k] for k in ("class", "related_id") if entity == "communication" and k in payload}
+        query: dict[str, Any] = {k: payload[k] for k in ("class", "related_id")
+                                 if entity == "communication" and k in payload}
         body = self._call(f"{self.branch}/{entity}/create", payload, query)
         return _record(model, self._written(body, entity, "create"))
 
@@ -472,10 +461,8 @@ class AlfaCrmConnector(Connector):
     def delete(self, entity: str, remote_id: str) -> None:
         """Delete a row; Alfa may archive customers and groups instead (they then read as archived)."""
         _writable(entity, self.name)
-        try:
+        with contextlib.suppress(NotFound):  # already gone: a delete is done either way
             self._written(self._call(f"{self.branch}/{entity}/delete", {}, {"id": remote_id}), entity, "delete")
-        except NotFound:
-            pass  # already gone: a delete is done either way
 
     def _written(self, body: dict[str, Any], entity: str, action: str) -> dict[str, Any]:
         if body.get("success") is False:
@@ -492,7 +479,8 @@ class _Scan:
     log_id: int | None
     seen: set[int] = field(default_factory=set)
 
-    def fresh(self, pages: Iterable[list[dict[str, Any]]], listed: set[int], model: Model) -> Iterator[list[dict[str, Any]]]:
+    def fresh(self, pages: Iterable[list[dict[str, Any]]], listed: set[int],
+              model: Model) -> Iterator[list[dict[str, Any]]]:
         """Pages reduced to rows not yielded before (a row listed in two branches, or twice after a shift)."""
         for items in pages:
             listed.update(r["id"] for r in items)

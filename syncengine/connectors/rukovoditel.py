@@ -42,6 +42,7 @@ from ..http import json_body, origin
 from ..translit import identifier
 from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
 from .base import Connector
+from .session import SessionCache
 
 BASE_KEYS = ("id", "parent_item_id", "date_added", "date_updated", "created_by")
 RESERVED = {"fieldtype_id", "fieldtype_date_added", "fieldtype_date_updated", "fieldtype_created_by",
@@ -138,7 +139,7 @@ class RukovoditelConnector(Connector):
         self.date_format = _strptime_format(config.get("date_format") or "m/d/Y")
         self.datetime_format = _strptime_format(config.get("datetime_format") or "m/d/Y H:i")
         self.margin = timedelta(seconds=60 + max(0, int(config.get("overlap") or 0)))
-        self._user: dict[str, Any] | None = None
+        self._session: SessionCache[dict[str, Any]] = SessionCache(self._probe_login)
         self._entities: dict[str, _Entity] | None = None
 
     # -- metadata --------------------------------------------------------------------------
@@ -166,7 +167,7 @@ class RukovoditelConnector(Connector):
             fields.append(Field("parent_item_id", "reference", label="Parent", mandatory=True,
                                 refers_to=(parent,)))
         for f in self._fields(e).values():
-            refers = ()
+            refers: tuple[str, ...] = ()
             if f.type == "reference":
                 target = str(f.config.get("entity_id", ""))
                 refers = tuple(p.name for p in catalogue.values() if p.api_id == target)
@@ -285,7 +286,7 @@ class RukovoditelConnector(Connector):
     def _record(self, e: _Entity, row: dict[str, Any]) -> dict[str, Any]:
         """A select row → readable names, raw ids in the field and display text in its twin."""
         fields = self._fields(e)
-        if any(k.isdigit() and k not in fields and k not in e.reserved for k in row):   # a field added since
+        if any(k.isdigit() and k not in fields and k not in (e.reserved or {}) for k in row):   # a field added since
             e.fields = None
             fields = self._fields(e)
         record: dict[str, Any] = {"id": str(row["id"]),
@@ -300,7 +301,7 @@ class RukovoditelConnector(Connector):
                 continue
             f = fields.get(key)
             if f is None:
-                if e.reserved.get(key) == "fieldtype_created_by":
+                if (e.reserved or {}).get(key) == "fieldtype_created_by":
                     record["created_by_label"] = _blank(display)
                 continue
             if f.twin:
@@ -426,7 +427,8 @@ class RukovoditelConnector(Connector):
             rows = sorted(self._call("get_entities")["data"], key=lambda r: int(r["id"]))
             names = _unique_names([(r["id"], identifier(r["name"], lower=False) or f"entity_{r['id']}")
                                    for r in rows], taken=set())
-            self._entities = {names[r["id"]]: _Entity(r["id"], names[r["id"]], r["name"], str(r.get("parent_id") or "0"))
+            self._entities = {names[r["id"]]: _Entity(r["id"], names[r["id"]], r["name"],
+                                                      str(r.get("parent_id") or "0"))
                               for r in rows}
         return self._entities
 
@@ -464,6 +466,7 @@ class RukovoditelConnector(Connector):
     def _call(self, action: str, params: dict[str, Any] | None = None, *, page: int | None = None,
               what: str = "", probed: bool = False) -> dict[str, Any]:
         """One API call; secrets travel in the JSON body, only ``page`` in the URL (the API wants it there)."""
+        self._session.raise_if_refused()
         if action == "insert" and self._user is None:
             self._login()  # an empty 500 on an insert must be a crash, never "log in and send it again"
         body = {"key": self.config["api_key"], "username": self.config["username"],
@@ -479,12 +482,19 @@ class RukovoditelConnector(Connector):
             self._login()
             return self._call(action, params, page=page, what=what, probed=True)
 
+    @property
+    def _user(self) -> dict[str, Any] | None:
+        return self._session.current
+
     def _login(self) -> dict[str, Any]:
+        """The logged-in user; a refused login is probed once per run (the session cache remembers it)."""
+        return self._session.get()
+
+    def _probe_login(self) -> dict[str, Any]:
         """The ``login`` action; three empty HTTP 500 answers in a row mean the login is refused."""
         for attempt in range(3):
             try:
-                self._user = self._call("login")["data"]
-                return self._user
+                return self._call("login")["data"]
             except _Blank:
                 if attempt < 2:
                     time.sleep(self.http.backoff * 2 ** attempt)
@@ -553,7 +563,9 @@ class RukovoditelConnector(Connector):
         }
         if message in auth or code in ("login_fail", "account_not_active", "access_denied", "ip_not_allowed") \
                 or message.endswith("is not allowed!") or message in ("username is required", "password is required"):
-            return AuthError(auth.get(message, f"login refused: {message}"), system=self.name)
+            error = AuthError(auth.get(message, f"login refused: {message}"), system=self.name)
+            denied = message == "Access denied" or code == "access_denied"
+            return error if denied else self._session.refuse(error)
         if re.search(r"not found|does not exist", message) and action not in ("insert", "update", "delete"):
             return NotFound(f"{action} {what}: {message}", system=self.name)
         named = re.match(r"(field_\d+|\w+) (?:not exist in entity|is required)|(parent_item_id) \d+ not found", message)
@@ -567,7 +579,7 @@ class RukovoditelConnector(Connector):
 # -- helpers -----------------------------------------------------------------------------------
 
 def _unique_names(candidates: list[tuple[str, str]], taken: set[str],
-                  twins: set[str] = frozenset()) -> dict[str, str]:
+                  twins: frozenset[str] | set[str] = frozenset()) -> dict[str, str]:
     """Names in id order; a clash (also with a ``<name>_label`` twin) gets ``_<id>``."""
     names: dict[str, str] = {}
     taken = {t.lower() for t in taken}

@@ -20,6 +20,7 @@ clears the linked contacts (both are sent again).
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -35,6 +36,7 @@ from ..errors import AuthError, NotFound, ProtocolError, TransientError, Unsuppo
 from ..http import json_body
 from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
 from .base import Connector
+from .session import SessionCache
 
 log = logging.getLogger("syncengine.salesman")
 
@@ -118,6 +120,19 @@ _REFERENCE_KEYS = {
     "deal_type": ("tid", "title", "isDefault"), "deal_status": ("sid", "title"),
     "task_type": ("title", "color", "filter"),
 }
+# Keys that stand for a field in the list records (a field shows as its companions).
+_COMPANIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "client": {"iduser": ("user", "iduser"), "idcategory": ("idcategoryTitle", "idcategory"),
+               "head_clid": ("head_clidTitle", "head_clid"), "pid": ("person", "pid"),
+               "territory": ("territoryTitle", "territory"),
+               "clientpath": ("clientpathTitle", "clientpath"), "recv": ("bankinfo",)},
+    "person": {"clid": ("clid", "client"), "iduser": ("user", "iduser")},
+    "deal": {"clid": ("clid", "clientTitle", "title"), "iduser": ("iduser", "user", "userTitle"),
+             "step": ("step", "stepID", "stepTitle"),
+             "dog_num": ("contractID", "contractTitle", "contractNumber", "contractDate"),
+             "tip": ("tipID", "tip"), "direction": ("directionID", "direction"),
+             "payer": ("payer", "payerTitle")},
+}
 _UNKNOWN_ACTION = ("Неизвестный метод", "Не известный метод")
 _NO_CHANGE = "идентичны имеющимся"
 _TAGS = re.compile(r"</?(?:b|br|i|u|p|pre|font|div|span|code|table|tr|td|th|html|head|body|title|h\d)\b[^>]*>",
@@ -162,12 +177,13 @@ class SalesManConnector(Connector):
         super().__init__(name, config, http)
         self.base = config["url"].rstrip("/")
         self._lookups: dict[str, list[dict[str, Any]]] = {}
+        # credentials travel with every call; a refusal (401) is remembered so they are sent no more
+        self._credentials = SessionCache(lambda: {"login": config["login"], "apikey": config["api_key"]})
 
     # -- transport ------------------------------------------------------------------------
     def _call(self, method: str, action: str, params: dict[str, Any] | None = None, *,
               idempotent: bool = True) -> Any:
-        body = {"login": self.config["login"], "apikey": self.config["api_key"], "action": action,
-                **(params or {})}
+        body = {**self._credentials.get(), "action": action, **(params or {})}
         return self.http.request(
             "POST", f"{self.base}/developer/v2/{method}", op=f"{method}.{action}", idempotent=idempotent,
             parse=lambda response: self._parse(response, method, action),
@@ -208,8 +224,9 @@ class SalesManConnector(Connector):
         if code == 302 or _NO_CHANGE in text:
             return  # valid but identical data: nothing to change
         if code == 401:
-            raise AuthError(f"login refused (SalesMan 401 «{text}»): check login and api_key; the CRM gives "
-                            "the same answer for a wrong key and an unknown login", system=self.name)
+            raise self._credentials.refuse(AuthError(
+                f"login refused (SalesMan 401 «{text}»): check login and api_key; the CRM gives the same "
+                "answer for a wrong key and an unknown login", system=self.name))
         if code == 402 and text in _UNKNOWN_ACTION:
             raise Unsupported(f"{op} is not offered by this CRM (402 «{text}»)", system=self.name)
         if code in (403, 404):
@@ -262,16 +279,7 @@ class SalesManConnector(Connector):
             return list(_TASK_KEYS)
         if entity == "lead":
             return list(_LEAD_KEYS)
-        companions = {"client": {"iduser": ("user", "iduser"), "idcategory": ("idcategoryTitle", "idcategory"),
-                                 "head_clid": ("head_clidTitle", "head_clid"), "pid": ("person", "pid"),
-                                 "territory": ("territoryTitle", "territory"),
-                                 "clientpath": ("clientpathTitle", "clientpath"), "recv": ("bankinfo",)},
-                      "person": {"clid": ("clid", "client"), "iduser": ("user", "iduser")},
-                      "deal": {"clid": ("clid", "clientTitle", "title"), "iduser": ("iduser", "user", "userTitle"),
-                               "step": ("step", "stepID", "stepTitle"),
-                               "dog_num": ("contractID", "contractTitle", "contractNumber", "contractDate"),
-                               "tip": ("tipID", "tip"), "direction": ("directionID", "direction"),
-                               "payer": ("payer", "payerTitle")}}[entity]
+        companions = _COMPANIONS[entity]
         keys: list[str] = []
         for name in labels:
             keys.extend(companions.get(name, (name,)))
@@ -316,9 +324,10 @@ class SalesManConnector(Connector):
         base = {"order": id_key, "first": "old", **(params or {})}
         seen: set[Any] = set()
         count: int | None = None
-        for attempt in range(3):
+        for _ in range(3):
             seen, count = set(), None
-            for rows, count in self._pages(entity, base):
+            for rows, total in self._pages(entity, base):
+                count = total
                 seen.update(row.get(id_key) for row in rows)
                 yield [self._record(entity, row) for row in rows]
             if count is None or len(seen) >= count:
@@ -406,7 +415,7 @@ class SalesManConnector(Connector):
         if entity in ("client", "person"):
             return self._fetch_by_creation(entity, wanted)
         if entity == "deal":
-            found = []
+            found: list[dict[str, Any]] = []
             for one in wanted:  # filter[did] is a LIKE: 1 also matches 10, 11, …
                 for records in self._walk("deal", {"filter": {"did": one}}):
                     found.extend(r for r in records if r["id"] == one)
@@ -437,7 +446,7 @@ class SalesManConnector(Connector):
             created = data.get("created", data.get("date_create"))  # a person info of a hidden pid: nulls
             if created:
                 seconds.add(created)
-        found = []
+        found: list[dict[str, Any]] = []
         extra = {"bankinfo": "yes"} if entity == "client" else {}
         for second in sorted(seconds):
             for records in self._walk(entity, {"dateStart": second, "dateEnd": second, **extra}):
@@ -523,10 +532,8 @@ class SalesManConnector(Connector):
         current = self._one("person", pid)
         merged = {k: current[k] for k in WRITABLE["person"] if k in current and k != "loyalty"}
         merged = {k: ("" if v is None else v) for k, v in merged.items()}
-        try:
+        with contextlib.suppress(_FatalAfterWrite):  # the write happened; the re-read shows it
             self._call("person", "update", {"pid": pid, **self._person_payload({**merged, **values})})
-        except _FatalAfterWrite:
-            pass  # the write happened; the re-read shows it
 
     def _person_payload(self, values: dict[str, Any]) -> dict[str, Any]:
         """Contacts take the source as an id only; the list shows its name."""
@@ -572,10 +579,8 @@ class SalesManConnector(Connector):
         if entity not in ("client", "person", "deal", "task"):
             raise Unsupported(f"SalesMan's API cannot delete a {entity}", system=self.name)
         method, id_key = RECORDS[entity]
-        try:
+        with contextlib.suppress(NotFound):  # already gone
             self._call(method, "delete", {"id" if entity == "task" else id_key: remote_id})
-        except NotFound:
-            pass  # already gone
 
     def _one(self, entity: str, remote_id: str) -> dict[str, Any]:
         found = self.fetch(entity, [remote_id])

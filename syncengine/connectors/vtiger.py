@@ -11,9 +11,9 @@ dropped and ``null`` (vtiger 8.4's empty references and dates) becomes ``""`` as
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
@@ -25,6 +25,7 @@ from ..errors import AuthError, ConnectorError, NotFound, ProtocolError, Transie
 from ..http import json_body
 from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
 from .base import Connector
+from .session import SessionCache
 
 PAGE = 100                      # vtiger caps every query page at 100 rows
 ID_BATCH = 40                   # ids per `IN (...)`: the statement travels in the URL
@@ -65,9 +66,7 @@ class VtigerConnector(Connector):
         self.change_feed = config.get("change_feed", "auto")
         if self.change_feed not in ("auto", "sync", "query"):
             raise ConnectorError("change_feed must be auto, sync or query", system=name)
-        self._session: str | None = None
-        self._login_info: dict[str, Any] = {}
-        self._login_lock = threading.Lock()
+        self._session: SessionCache[dict[str, Any]] = SessionCache(self._login)
         self._sync_works: bool | None = None
         self._clock_offset = 0.0
         self._schemas: dict[str, EntitySchema] = {}
@@ -94,29 +93,24 @@ class VtigerConnector(Connector):
     def _call(self, method: str, operation: str, params: dict[str, Any], *, retry: bool = True) -> Any:
         """A logged-in call; an expired session is renewed once, then the call is repeated."""
         for attempt in (1, 2):
-            session = self._ensure_session()
+            session = self._session.get()
             try:
-                return self._raw(method, operation, {**params, "sessionName": session}, retry=retry)
+                return self._raw(method, operation, {**params, "sessionName": session["sessionName"]},
+                                 retry=retry)
             except _VtigerError as exc:
                 if exc.code in SESSION_ERRORS and attempt == 1:
-                    self._drop_session(session)
+                    self._session.drop(session)
                     continue
                 raise self._typed(exc, operation) from None
         raise AssertionError("unreachable")
 
-    def _ensure_session(self) -> str:
-        with self._login_lock:  # one challenge per user at a time, or logins race (spec §2.2)
-            if self._session is None:
-                self._login()
-            assert self._session is not None
-            return self._session
+    def _login(self) -> dict[str, Any]:
+        """getchallenge + login, serialized by the session cache (concurrent logins race, spec §2.2).
 
-    def _drop_session(self, session: str) -> None:
-        with self._login_lock:
-            if self._session == session:
-                self._session = None
-
-    def _login(self) -> None:
+        A refused login is not tried again: INVALID_USER_CREDENTIALS is a wrong key (or another
+        process's getchallenge in between, which the next run survives), and each try would count
+        as a failed login against the account.
+        """
         username = self.config["username"]
         for attempt in (1, 2):
             try:
@@ -125,20 +119,19 @@ class VtigerConnector(Connector):
                 info = self._raw("POST", "login", {"username": username, "accessKey": key})
                 break
             except _VtigerError as exc:
-                if attempt == 1 and exc.code in ("INVALID_USER_CREDENTIALS", "INVALID_AUTH_TOKEN"):
-                    continue  # another process's getchallenge replaced our token (spec §2.2)
+                if attempt == 1 and exc.code == "INVALID_AUTH_TOKEN":
+                    continue  # the token expired before it was used: the key was not checked
                 if exc.code in AUTH_ERRORS or exc.code == "ACCESS_DENIED":
                     raise AuthError(f"login refused for user {username!r} ({exc.code}: {exc.message}); "
                                     "check username and access_key (My Preferences → Access Key)",
                                     system=self.name) from None
                 raise self._typed(exc, "login") from None
-        self._session = info["sessionName"]
-        self._login_info = info
         self._clock_offset = float(challenge.get("serverTime") or time.time()) - time.time()
+        return dict(info)
 
     def _server_now(self) -> int:
         """The server's clock (epoch), as getchallenge last told it."""
-        self._ensure_session()
+        self._session.get()
         return int(time.time() + self._clock_offset)
 
     def _typed(self, exc: _VtigerError, operation: str) -> ConnectorError:
@@ -157,7 +150,7 @@ class VtigerConnector(Connector):
     # -- metadata ----------------------------------------------------------------------------
     def check(self) -> str:
         types = self._call("GET", "listtypes", {})["types"]
-        info = self._login_info
+        info = self._session.get()
         return f"vtiger {info.get('vtigerVersion', '?')} as {self.config['username']}, {len(types)} types"
 
     def entities(self) -> list[str]:
@@ -310,8 +303,7 @@ class VtigerConnector(Connector):
     def create(self, entity: str, values: dict[str, Any]) -> dict[str, Any]:
         values = dict(values)
         if "assigned_user_id" not in values:
-            self._ensure_session()
-            values["assigned_user_id"] = self._login_info.get("userId", "19x1")
+            values["assigned_user_id"] = self._session.get().get("userId", "19x1")
         return _clean(self._call("POST", "create", {"elementType": entity, "element": json.dumps(values)}))
 
     def update(self, entity: str, remote_id: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -319,10 +311,8 @@ class VtigerConnector(Connector):
         return _clean(self._call("POST", "revise", {"element": element}))
 
     def delete(self, entity: str, remote_id: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):  # already gone: a delete is done either way
             self._call("POST", "delete", {"id": remote_id})
-        except NotFound:
-            pass  # already gone: a delete is done either way
 
 
 class SalesPlatformConnector(VtigerConnector):
