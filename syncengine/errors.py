@@ -5,6 +5,8 @@ Retriable errors (``TransientError``, ``RateLimited``) are retried by the shared
 """
 from __future__ import annotations
 
+from .redact import SECRETS
+
 
 class SyncEngineError(Exception):
     """Base of every error the engine reports to a user."""
@@ -34,7 +36,7 @@ class ConnectorError(SyncEngineError):
 
     def __init__(self, message: str, *, system: str | None = None):
         self.system = system
-        self.detail = message
+        self.detail = message = SECRETS.redact(message)  # a CRM may echo what we sent
         super().__init__(f"{system}: {message}" if system else message)
 
     def for_system(self, system: str) -> ConnectorError:

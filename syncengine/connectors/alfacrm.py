@@ -43,6 +43,7 @@ import requests
 
 from ..errors import AuthError, NotFound, ProtocolError, TransientError, Unsupported, ValidationError
 from ..http import json_body
+from ..redact import SECRETS
 from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
 from .base import Connector
 from .session import SessionCache
@@ -211,6 +212,7 @@ class AlfaCrmConnector(Connector):
         token = body.get("token")
         if not isinstance(token, str) or not token:
             raise ProtocolError("login answered without a token", system=self.name)
+        SECRETS.add_derived(token)
         return token
 
     # -- paging ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import requests
 
 from ..errors import AuthError, ConnectorError, NotFound, ProtocolError, TransientError, ValidationError
 from ..http import json_body
+from ..redact import SECRETS
 from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
 from .base import Connector
 from .session import SessionCache
@@ -116,6 +117,7 @@ class VtigerConnector(Connector):
             try:
                 challenge = self._raw("GET", "getchallenge", {"username": username})
                 key = hashlib.md5((challenge["token"] + self.config["access_key"]).encode()).hexdigest()
+                SECRETS.add_derived(key)  # some installs echo the login request in their error
                 info = self._raw("POST", "login", {"username": username, "accessKey": key})
                 break
             except _VtigerError as exc:
@@ -126,6 +128,7 @@ class VtigerConnector(Connector):
                                     "check username and access_key (My Preferences → Access Key)",
                                     system=self.name) from None
                 raise self._typed(exc, "login") from None
+        SECRETS.add_derived(info.get("sessionName"))
         self._clock_offset = float(challenge.get("serverTime") or time.time()) - time.time()
         return dict(info)
 
