@@ -337,8 +337,9 @@ class _VtigerError(Exception):
 
 
 def quote(value: str) -> str:
-    """A VTQL string literal: single quotes, doubled inside (backslashes are not escapes)."""
-    return "'" + str(value).replace("'", "''") + "'"
+    """A VTQL string literal. VTQL's lexer takes ``''`` for a quote and passes backslashes on, but
+    vtiger pastes the literal into its SQL, where MySQL reads ``\\`` as one backslash (spec §7.2)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _clean(record: dict[str, Any]) -> dict[str, Any]:
