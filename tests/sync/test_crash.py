@@ -1,6 +1,7 @@
 """kill -9 at random moments of ``syncengine apply``: no duplicates, same end state as no crash."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -43,6 +44,21 @@ class Zygote:
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=10)
+
+
+def _wait_for_outbox(mirror: Mirror, plan_id: str, pid: int, limit: float = 30.0) -> None:
+    """Until apply has recorded its outbox (its writes start next) or its process has ended."""
+    deadline = time.monotonic() + limit
+    query = sa.select(sa.func.count()).select_from(OutboxRow).where(OutboxRow.plan_id == plan_id)
+    while time.monotonic() < deadline:
+        with mirror.engine.connect() as conn:
+            if conn.execute(query).scalar():
+                return
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.005)
 
 
 def state(records: dict, email_key: str, name_key: str) -> dict[str, str]:
@@ -91,11 +107,10 @@ def test_kill_9_during_apply_never_duplicates_and_converges(pair):
             plan_file = pair.config_path.parent / f"run{run}.plan"
             plan_file.write_bytes(plan.to_json())
             pid = zygote.start("--config", str(pair.config_path), "apply", str(plan_file))
-            time.sleep(rnd.uniform(0.0, 0.35))
-            try:
+            _wait_for_outbox(mirror, plan.id, pid)  # the kill lands inside apply however slow the start
+            time.sleep(rnd.uniform(0.0, 0.2))
+            with contextlib.suppress(ProcessLookupError):  # apply finished first
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass  # apply finished first
             code = zygote.wait()
             with mirror.engine.connect() as conn:
                 states = [s for (s,) in conn.execute(sa.select(OutboxRow.state).where(OutboxRow.plan_id == plan.id))]
