@@ -5,7 +5,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from . import jsonutil
+from . import audit, jsonutil
 from .errors import UsageError
 from .mirror import Mirror
 from .mirror.models import ConflictRow, LinkRow, utcnow
@@ -27,8 +27,10 @@ def conflicts(mirror: Mirror, *, all_states: bool = False) -> list[dict[str, Any
             for r in rows]
 
 
-def resolve_conflict(mirror: Mirror, conflict_id: int, *, take: str | None = None, value: Any = None) -> dict[str, Any]:
-    """Settle one conflict: the value of a side (``take``) or a given VALUE; the next sync writes it."""
+def resolve_conflict(mirror: Mirror, conflict_id: int, *, take: str | None = None, value: Any = None,
+                     who: str | None = None) -> dict[str, Any]:
+    """Settle one conflict: the value of a side (``take``) or a given VALUE; the next sync writes it.
+    WHO (the CLI's or the console's user) goes into the audit trail."""
     with mirror.engine.begin() as conn:
         row = conn.execute(sa.select(ConflictRow).where(ConflictRow.id == conflict_id)).first()
         if row is None:
@@ -39,4 +41,15 @@ def resolve_conflict(mirror: Mirror, conflict_id: int, *, take: str | None = Non
             value = jsonutil.loads(row.left_value if take == "left" else row.right_value)
         conn.execute(sa.update(ConflictRow).where(ConflictRow.id == conflict_id).values(
             state="resolved", value=jsonutil.dumps(value), resolved_at=utcnow()))
+    if who is not None:
+        audit.record(mirror, who, "conflict resolve", f"conflict {conflict_id} ({row.mapping} {row.field})",
+                     detail={"take": take or "value", "value": value})
     return {"id": conflict_id, "field": row.field, "value": value}
+
+
+def typed_value(text: str) -> Any:
+    """A value typed by a person: JSON when it parses (``42``, ``null``, ``["a"]``), else the text itself."""
+    try:
+        return jsonutil.loads(text)
+    except ValueError:
+        return text

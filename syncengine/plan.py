@@ -25,6 +25,7 @@ from . import jsonutil
 from .mapping import SIDES, Mapping, Pending, RefResolver, SideRef, TranslationError, Translator, other
 from .mirror import Mirror
 from .mirror.models import ConflictRow, LinkRow, OutboxRow, RecordRow, utcnow
+from .parked import ignored_records
 from .types import EntitySchema
 
 PLAN_VERSION = 1
@@ -206,7 +207,19 @@ def make_plan(mirror: Mirror, prepared: list[tuple[Mapping, dict[str, EntitySche
         plan.actions += planner.actions
         plan.issues += planner.issues
         plan.notes += planner.notes
+    with mirror.engine.connect() as conn:
+        ignored = ignored_records(conn, plan.mappings)
+    if ignored:  # records an operator set aside (`parked ignore`): nothing is sent for them
+        plan.actions = [a for a in plan.actions if _parked_as(a) not in ignored]
     return plan
+
+
+def _parked_as(action: Action) -> tuple[str, str, str | None]:
+    """The (mapping, side, id) a failed ACTION parks: a create's source record, else the record written."""
+    if action.op == "create":
+        source = other(action.side)
+        return action.mapping, source, action.left_id if source == "left" else action.right_id
+    return action.mapping, action.side, action.remote_id
 
 
 class MappingPlanner:

@@ -33,6 +33,7 @@ from .errors import ConnectorError, TransientError, Unsupported, UsageError
 from .mapping import Mapping, TranslationError, Translator, other, prepare
 from .mirror import EntityWriter, Locks, Mirror
 from .mirror.models import ConflictRow, LinkRow, OutboxRow, ParkedRow, utcnow
+from .parked import ignored_records
 from .plan import Plan, fingerprint, ref_resolver
 from .types import EntitySchema
 
@@ -443,13 +444,15 @@ def _park_issues(mirror: Mirror, plan: Plan) -> None:
             sa.select(ParkedRow.mapping, ParkedRow.side, ParkedRow.remote_id).where(
                 ParkedRow.mapping.in_(plan.mappings), ParkedRow.kind == "write",
                 ParkedRow.last_seen >= _plan_started(conn, plan)))}
-        keep = {(i.mapping, i.side, i.remote_id) for i in plan.issues} | failed
+        ignored = ignored_records(conn, plan.mappings)  # set aside by an operator: kept as they are
+        keep = {(i.mapping, i.side, i.remote_id) for i in plan.issues} | failed | ignored
         for row in conn.execute(sa.select(ParkedRow.id, ParkedRow.mapping, ParkedRow.side, ParkedRow.remote_id)
                                 .where(ParkedRow.mapping.in_(plan.mappings))).all():
             if (row.mapping, row.side, row.remote_id) not in keep:
                 conn.execute(sa.delete(ParkedRow).where(ParkedRow.id == row.id))
         for issue in plan.issues:
-            park(conn, issue.mapping, issue.side, issue.remote_id, issue.kind, issue.error)
+            if (issue.mapping, issue.side, issue.remote_id) not in ignored:
+                park(conn, issue.mapping, issue.side, issue.remote_id, issue.kind, issue.error)
 
 
 def _plan_started(conn: sa.Connection, plan: Plan) -> Any:

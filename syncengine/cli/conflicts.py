@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..config import Config
 from ..errors import UsageError
-from ..jsonutil import dumps, loads
+from ..jsonutil import dumps
 from .base import console, handles_errors, needs_config, show_value
 
 if TYPE_CHECKING:  # the engine is imported when a command runs: `--help` stays quick
@@ -68,18 +68,15 @@ def conflicts_resolve(config: Config, conflict_id: int, take: str) -> None:
       syncengine conflicts resolve 7 --take right
       syncengine conflicts resolve 7 --take 'value=ivan@example.com'
     """
-    from ..conflicts import resolve_conflict
+    from ..audit import cli_user
+    from ..conflicts import resolve_conflict, typed_value
     from ..mirror import Mirror
 
     if take in ("left", "right"):
-        outcome = resolve_conflict(Mirror(config.mirror_url), conflict_id, take=take)
+        outcome = resolve_conflict(Mirror(config.mirror_url), conflict_id, take=take, who=cli_user())
     elif take.startswith("value="):
-        text = take[len("value="):]
-        try:
-            value = loads(text)
-        except ValueError:
-            value = text
-        outcome = resolve_conflict(Mirror(config.mirror_url), conflict_id, value=value)
+        outcome = resolve_conflict(Mirror(config.mirror_url), conflict_id, value=typed_value(take[len("value="):]),
+                                   who=cli_user())
     else:
         raise UsageError("--take must be left, right or value=TEXT")
     console.print(f"conflict {conflict_id}: {outcome['field']} = {escape(show_value(outcome['value']))}; "

@@ -8,10 +8,14 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, render_template, request, session
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
 
 from .. import jsonutil
+from .. import parked as parking
 from ..config import Config
+from ..conflicts import conflicts as open_conflicts
+from ..conflicts import resolve_conflict, typed_value
 from ..mirror import Mirror
 from ..mirror.models import OutboxRow, RunRow, utcnow
 from ..serving import health_problems, mirror_state
@@ -145,3 +149,48 @@ def _run_view(row: Any) -> dict[str, Any]:
             "started_at": row.started_at, "finished_at": row.finished_at, "seconds": seconds,
             "error": row.error, "counts": counts, "who": counts.get("who")}
 
+
+
+# -- parked records ----------------------------------------------------------------------------
+
+@bp.get("/parked")
+def parked() -> str:
+    return render_template("parked.html", rows=parking.parked_records(ctx().mirror))
+
+
+@bp.post("/parked/<int:item_id>/retry")
+def parked_retry(item_id: int) -> Response:
+    c = ctx()
+    outcome = parking.retry(c.config, item_id, who=who(), mirror=c.mirror)
+    if outcome.carried:
+        flash(f"parked {item_id}: {outcome.mapping} {outcome.record} went through", "ok")
+    else:
+        flash(f"parked {item_id} is still parked: {outcome.error}", "error")
+    return redirect(url_for("pages.parked"))
+
+
+@bp.post("/parked/<int:item_id>/ignore")
+def parked_ignore(item_id: int) -> Response:
+    row = parking.ignore(ctx().mirror, item_id, who=who())
+    flash(f"parked {item_id}: {row['mapping']} {row['side']} {row['remote_id']} is ignored until retried", "ok")
+    return redirect(url_for("pages.parked"))
+
+
+# -- conflicts ---------------------------------------------------------------------------------
+
+@bp.get("/conflicts")
+def conflicts() -> str:
+    return render_template("conflicts.html", rows=open_conflicts(ctx().mirror))
+
+
+@bp.post("/conflicts/<int:item_id>/resolve")
+def conflict_resolve(item_id: int) -> Response:
+    take = request.form.get("take", "")
+    if take in ("left", "right"):
+        outcome = resolve_conflict(ctx().mirror, item_id, take=take, who=who())
+    elif take == "value":
+        outcome = resolve_conflict(ctx().mirror, item_id, value=typed_value(request.form.get("value", "")), who=who())
+    else:
+        abort(400)
+    flash(f"conflict {item_id}: {outcome['field']} = {jsonutil.dumps(outcome['value'])}; the next sync writes it", "ok")
+    return redirect(url_for("pages.conflicts"))
