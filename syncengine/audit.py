@@ -29,3 +29,9 @@ def record(mirror: Mirror, who: str, action: str, subject: str, *, ok: bool = Tr
     mirror.finish_run(run_id, "ok" if ok else "failed",
                       {"who": who, "action": action, "subject": subject, **(detail or {})}, error)
     return run_id
+
+
+def plan_applied(mirror: Mirror, who: str, plan: Any, result: Any) -> int:
+    """``apply`` of a saved plan (the CLI's file or the console's "plan now"): who carried it out."""
+    return record(mirror, who, "plan apply", f"plan {plan.id} ({', '.join(plan.mappings)})", ok=result.ok,
+                  detail={"sync_run": result.run_id, "writes": result.writes})

@@ -123,6 +123,8 @@ def apply_command(config: Config, file: str, workers: int, as_json: bool) -> Non
     Example:
       syncengine plan --out today.plan && syncengine apply today.plan
     """
+    from ..audit import cli_user, plan_applied
+    from ..mirror import Mirror
     from ..push import apply_plan
 
     try:
@@ -131,7 +133,9 @@ def apply_command(config: Config, file: str, workers: int, as_json: bool) -> Non
         plan = Plan.from_json(Path(file).read_bytes())
     except ValueError as exc:
         raise UsageError(f"{file}: {exc}") from None
-    result = apply_plan(config, plan, workers=workers)
+    mirror = Mirror(config.mirror_url)
+    result = apply_plan(config, plan, mirror=mirror, workers=workers)
+    plan_applied(mirror, cli_user(), plan, result)
     _print_apply(result, as_json)
 
 

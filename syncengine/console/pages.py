@@ -3,7 +3,7 @@ conflicts, deletes, plan/apply) and records its actions in the same audit trail.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -11,13 +11,14 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
-from .. import jsonutil
+from .. import audit, jsonutil
 from .. import parked as parking
 from ..config import Config
 from ..conflicts import conflicts as open_conflicts
 from ..conflicts import resolve_conflict, typed_value
 from ..mirror import Mirror
-from ..mirror.models import OutboxRow, RunRow, utcnow
+from ..mirror.models import LinkRow, OutboxRow, RecordRow, RunRow, utcnow
+from ..plan import Plan
 from ..serving import health_problems, mirror_state
 from ..status import collect
 
@@ -29,6 +30,12 @@ class Context:
     config: Config
     mirror: Mirror
     alive: Callable[[], bool]
+    plans: dict[str, Plan] = field(default_factory=dict)  # made by "plan now", kept for "apply"
+
+    def keep(self, plan: Plan) -> None:
+        self.plans[plan.id] = plan
+        while len(self.plans) > 20:
+            del self.plans[next(iter(self.plans))]
 
 
 def ctx() -> Context:
@@ -194,3 +201,113 @@ def conflict_resolve(item_id: int) -> Response:
         abort(400)
     flash(f"conflict {item_id}: {outcome['field']} = {jsonutil.dumps(outcome['value'])}; the next sync writes it", "ok")
     return redirect(url_for("pages.conflicts"))
+
+
+# -- record ------------------------------------------------------------------------------------
+
+@bp.get("/record")
+def record() -> str:
+    c = ctx()
+    target, query = request.args.get("target", ""), request.args.get("q", "").strip()
+    with c.mirror.engine.connect() as conn:
+        targets = [f"{s}:{e}" for s, e in conn.execute(
+            sa.select(RecordRow.system, RecordRow.entity).distinct().order_by(RecordRow.system, RecordRow.entity))]
+        found = _find_records(conn, target, query) if target and query else []
+        shown = [_record_view(conn, c.config, target, row) for row in found[:5]]
+    return render_template("record.html", targets=targets, target=target, query=query, records=shown,
+                           more=len(found) - len(shown))
+
+
+def _find_records(conn: sa.Connection, target: str, query: str) -> list[Any]:
+    """By id, else by a value (an e-mail) equal to QUERY in any field, ignoring case."""
+    system, _, entity = target.partition(":")
+    where = (RecordRow.system == system, RecordRow.entity == entity)
+    row = conn.execute(sa.select(RecordRow).where(*where, RecordRow.remote_id == query)).first()
+    if row is not None:
+        return [row]
+    wanted = query.lower()
+    candidates = conn.execute(sa.select(RecordRow).where(
+        *where, sa.func.lower(RecordRow.data).contains(wanted, autoescape=True)).limit(200)).all()
+    return [r for r in candidates if any(wanted in _texts(v) for v in jsonutil.loads(r.data).values())]
+
+
+def _texts(value: Any) -> set[str]:
+    values = value if isinstance(value, list) else [value]
+    return {str(v).strip().lower() for v in values if v is not None}
+
+
+def _record_view(conn: sa.Connection, config: Config, target: str, row: Any) -> dict[str, Any]:
+    """The mirror row, its links (with the base values both sides agreed on), and which runs wrote it."""
+    from ..mapping import load_mappings
+
+    links = []
+    for mapping in load_mappings(config).values():
+        for side in ("left", "right"):
+            if str(mapping.side(side)) != target:
+                continue
+            column = LinkRow.left_id if side == "left" else LinkRow.right_id
+            stmt = sa.select(LinkRow).where(LinkRow.mapping == mapping.name, column == row.remote_id)
+            for link in conn.execute(stmt):
+                far = "right" if side == "left" else "left"
+                links.append({"mapping": mapping.name, "state": link.state, "other": str(mapping.side(far)),
+                              "other_id": link.right_id if side == "left" else link.left_id,
+                              "base": jsonutil.loads(link.shadow or "{}"), "since": link.created_at})
+    system, _, entity = target.partition(":")
+    writes = conn.execute(sa.select(OutboxRow.run_id, OutboxRow.mapping, OutboxRow.op, OutboxRow.state,
+                                    OutboxRow.settles, OutboxRow.updated_at, OutboxRow.error).where(
+        OutboxRow.system == system, OutboxRow.entity == entity, OutboxRow.remote_id == row.remote_id)
+        .order_by(OutboxRow.id.desc()).limit(20)).all()
+    return {"id": row.remote_id, "data": jsonutil.loads(row.data), "first_seen": row.first_seen,
+            "last_changed": row.last_changed, "deleted_at": row.deleted_at, "links": links,
+            "writes": [{**w._mapping, "fields": sorted(jsonutil.loads(w.settles or "{}"))} for w in writes]}
+
+
+# -- mappings: plan now, apply that plan -------------------------------------------------------
+
+@bp.get("/mappings")
+def mappings() -> str:
+    from ..mapping import load_mappings
+
+    c = ctx()
+    counts = {m["mapping"]: m for m in collect(c.config, runs=0, mirror=c.mirror)["mappings"]}
+    return render_template("mappings.html", mappings=list(load_mappings(c.config).values()), counts=counts)
+
+
+@bp.post("/mappings/<name>/plan")
+def mapping_plan(name: str) -> Response:
+    """Pull both sides, then plan: what a sync would write now."""
+    from ..mapping import SIDES, prepare
+    from ..plan import make_plan
+    from ..pull import pull
+
+    c = ctx()
+    prepared = prepare(c.config, [name], c.mirror)
+    pull(c.config, sorted({str(m.side(s)) for m, _ in prepared for s in SIDES}), mirror=c.mirror)
+    plan = make_plan(c.mirror, prepare(c.config, [name], c.mirror))
+    c.keep(plan)
+    return redirect(url_for("pages.plan_page", plan_id=plan.id))
+
+
+@bp.get("/plans/<plan_id>")
+def plan_page(plan_id: str) -> str:
+    from ..cli.sync import plan_lines
+
+    plan = ctx().plans.get(plan_id) or abort(404)
+    return render_template("plan.html", plan=plan, lines=plan_lines(plan), writes=len(plan.writes()))
+
+
+@bp.post("/plans/<plan_id>/apply")
+def plan_apply(plan_id: str) -> Response:
+    """Carry out exactly the plan shown (refused if the mirror moved since it was made)."""
+    from ..push import apply_plan
+
+    c = ctx()
+    plan = c.plans.get(plan_id) or abort(404)
+    result = apply_plan(c.config, plan, mirror=c.mirror)
+    audit_run = audit.plan_applied(c.mirror, who(), plan, result)
+    flash(f"plan applied by run {result.run_id}: {result.writes} write(s)"
+          + (f", {len(result.failed)} parked" if result.failed else "") + f" (audit run {audit_run})",
+          "ok" if result.ok else "error")
+    del c.plans[plan_id]
+    return redirect(url_for("pages.run_detail", run_id=result.run_id))
+

@@ -154,7 +154,7 @@ class Page:
         self.browser.find_element(By.CSS_SELECTOR, css).click()
 
     def shot(self, name: str) -> Path:
-        """A full-page screenshot under the test's tmp dir."""
+        """A screenshot of the window under the test's tmp dir."""
         self.shots.mkdir(exist_ok=True)
         path = self.shots / f"{name}.png"
         self.browser.save_screenshot(str(path))

@@ -118,3 +118,32 @@ def test_parked_cli_lists_ignores_and_retries_with_the_same_audit_trail(crm_pair
     trail = actions(Mirror(config.mirror_url))
     assert [(a["action"], a["status"]) for a in trail] == [("parked ignore", "ok"), ("parked retry", "failed")]
     assert all(a["who"].endswith("@cli") for a in trail)
+
+
+def test_plan_now_then_apply_exactly_that_plan_and_find_the_record(crm_pair, console, page):
+    config = crm_pair.config
+    server = console(config)
+    browser = page(server.url)
+    browser.login()
+    browser.open("/mappings")
+    assert "vt:Contacts ↔ alfa:customer" in browser.text() and "description" in browser.text()
+    browser.shot("mappings")
+    browser.submit("#mapping-contacts button.plan-now")
+    assert browser.path().startswith("/plans/")
+    assert browser.text().count("+ create alfa:customer") == 3
+    browser.shot("plan")
+    crm_pair.vt.app.control_write("Contacts", {"lastname": "Поздний", "email": "late@example.com"})  # after the plan
+    browser.submit("button.apply")
+    assert browser.path().startswith("/runs/") and "plan applied by run" in browser.text()
+    names = {r["name"] for r in crm_pair.alfa.app.live_records("customer").values()}
+    assert names == {"Петров0", "Петров1", "Петров2"}  # exactly the plan shown: not the later contact
+    [action] = actions(Mirror(config.mirror_url))
+    assert action["action"] == "plan apply" and action["who"].startswith("Анна@ui") and action["writes"] == 3
+
+    browser.open("/record?target=vt:Contacts&q=P1@example.com")
+    text = browser.text()
+    assert "Петров1" in text and "alfa:customer" in text and "no writes by the sync" in text
+    browser.click("section.record a[href*='alfa']")  # the linked record on the other side
+    text = browser.text()
+    assert "Петров1" in text and "vt:Contacts" in text and "contacts create done" in text
+    browser.shot("record")
