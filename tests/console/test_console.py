@@ -33,7 +33,8 @@ def test_no_page_without_login(crm_pair):
 
 
 def test_login_session_cookie_and_pages_in_the_browser(crm_pair, console, page):
-    run_sync(crm_pair.config)
+    crm_pair.vt.app.control_write("Contacts", {"lastname": "Плохой", "email": "нет-собачки"})  # Alfa refuses it
+    assert not run_sync(crm_pair.config).ok
     server = console(crm_pair.config)
     browser = page(server.url)
     browser.open("/runs")
@@ -46,6 +47,7 @@ def test_login_session_cookie_and_pages_in_the_browser(crm_pair, console, page):
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     text = browser.text()
     assert "healthy" in text and "vt:Contacts" in text and "alfa:customer" in text and "contacts-job" in text
+    assert "1\nparked" in text
     browser.shot("overview")
     browser.open("/runs")
     assert "sync" in browser.text()
@@ -159,3 +161,19 @@ def test_the_daemon_serves_the_console_beside_its_jobs(crm_pair):
             proc.kill()
     assert proc.returncode == 0, stderr
     assert f"console on http://127.0.0.1:{port}" in stderr
+
+
+def test_every_asset_comes_from_the_package_and_loopback_needs_no_login(crm_pair):
+    import re
+    from pathlib import Path
+
+    import syncengine.console
+
+    folder = Path(syncengine.console.__file__).parent
+    for template in (folder / "templates").glob("*.html"):
+        text = template.read_text(encoding="utf-8")
+        assert not re.search(r"""(src|href)=["'](https?:)?//""", text), f"{template.name} loads from another host"
+    client = create_app(crm_pair.config, password=None).test_client()  # [ui] without a password: loopback only
+    assert client.get("/").status_code == 200
+    css = client.get("/static/console.css")
+    assert css.status_code == 200 and b"no CDN" in css.data
