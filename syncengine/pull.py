@@ -45,6 +45,7 @@ class EntityResult:
     swept: bool = False
     status: str = "ok"          # ok | refused (mass delete) | failed
     message: str | None = None
+    schema_changes: list[str] = field(default_factory=list)  # "vt_contacts: +cf_855 (date)"
 
     def add(self, counts: Counts) -> None:
         for key, value in asdict(counts).items():
@@ -171,6 +172,7 @@ class _EntityPuller:
     def _pull(self, entity: str, result: EntityResult) -> None:
         schema = self._schema(entity, refresh=self.full)
         writer = self.mirror.writer(self.system, schema)
+        result.schema_changes += writer.announced
         state = self.mirror.cursor_state(self.system, entity)
         self._apply_hints(writer, entity, result)
 
@@ -185,6 +187,7 @@ class _EntityPuller:
                     redescribed = True
                     schema = self._schema(entity, refresh=True)
                     writer = self.mirror.writer(self.system, schema)
+                    result.schema_changes += writer.announced
                 result.add(writer.apply(batch.records, batch.deleted, cursor=batch.cursor))
                 if batch.scan:
                     listing.add(r["id"] for r in batch.records)

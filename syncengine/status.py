@@ -82,7 +82,8 @@ def _run(r: Any) -> dict[str, Any]:
     counts = orjson.loads(r.counts or "{}")
     return {"id": r.id, "kind": r.kind, "job": r.job, "target": r.target, "started_at": r.started_at,
             "finished_at": r.finished_at, "status": r.status, "seconds": counts.get("seconds"),
-            "error": r.error or _entity_errors(counts)}
+            "error": r.error or _entity_errors(counts),
+            "schema_changes": [c for e in counts.get("entities", []) for c in e.get("schema_changes", ())]}
 
 
 def _entity_errors(counts: dict[str, Any]) -> str | None:

@@ -62,6 +62,8 @@ def pull(config: Config, targets: tuple[str, ...], full: bool, sweep: bool,
             table.add_row(f"{e.system}:{e.entity}", str(e.created), str(e.updated), str(e.deleted),
                           str(e.unchanged), note, style=style)
         console.print(table)
+        for change in (c for e in result.entities for c in e.schema_changes):
+            console.print(f"schema change: {escape(change)}")
         requests = ", ".join(f"{s} {n}" for s, n in result.requests.items())
         console.print(f"{sum(result.requests.values())} requests ({requests}) in {result.seconds:.1f}s")
     if not result.ok:
@@ -120,6 +122,9 @@ def status(config: Config, as_json: bool, runs: int) -> None:
         table.add_row(str(r["id"]), r["kind"], r["job"] or r["target"], _short(r["started_at"]), r["status"],
                       _secs(r["seconds"]), escape(r["error"] or ""), style="red" if r["status"] == "failed" else "")
     console.print(table)
+    for r in info["runs"]:
+        for change in r["schema_changes"]:
+            console.print(f"run {r['id']} schema change: {escape(change)}")
 
 
 def _compact_table(title: str, *columns: tuple[Any, ...]) -> Table:

@@ -119,7 +119,8 @@ class SchemaChanges:
 
     def describe(self, table: str) -> str:
         parts = [f"+{name} ({kind})" for name, kind in self.added or ()]
-        parts += [f"~{name} ({old} → {new})" for name, old, new in self.retyped or ()]
+        parts += [f"~{name} ({old.lower()} → {new.lower()}, rebuilt from the raw records)"
+                  for name, old, new in self.retyped or ()]
         return f"{table}: {', '.join(parts)}" if parts else ""
 
 
@@ -149,7 +150,7 @@ def ensure_table(conn: sa.Connection, layout: Layout) -> SchemaChanges:
 
 
 def _type_name(sql_type: sa.types.TypeEngine, dialect: sa.Dialect) -> str:
-    name = sql_type.dialect_impl(dialect).compile(dialect=dialect)
+    name = sql_type.compile(dialect=dialect)
     return re.sub(r"\(.*\)", "", name).upper()  # VARCHAR(128) and VARCHAR are one type here
 
 

@@ -230,7 +230,8 @@ class EntityWriter:
         self._update_records = self._sql(
             "UPDATE records SET data = ?, hash = ?, last_changed = ?, deleted_at = NULL WHERE id = ?")
         with mirror.engine.begin() as conn:
-            self.changes = self.reporting.ensure(conn)
+            changes = self.reporting.ensure(conn)
+        self.announced = [text] if (text := changes.describe(self.table.name)) else []
 
     def apply(self, records: list[dict[str, Any]], deleted: Iterable[str] = (), *,
               cursor: str | None = None, swept: bool = False, hint_ids: Iterable[int] = ()) -> Counts:
