@@ -22,7 +22,7 @@ from typing import TypeVar
 from .config import Config, parse_duration
 from .connectors import Connector, connect
 from .errors import AuthError, ConnectorError, MassDeleteRefused, Unsupported
-from .mirror import Counts, EntityWriter, Locks, Mirror
+from .mirror import Counts, EntityWriter, FieldChoice, Locks, Mirror
 from .mirror.listing import Listing
 from .mirror.models import utcnow
 from .types import ChangeBatch, EntitySchema
@@ -151,6 +151,7 @@ class _EntityPuller:
         self.max_delete_share = float(settings["max_delete_share"])
         self.auth_failed = False
         self.locks = Locks(mirror)
+        self.settings = settings
 
     def pull(self, entity: str) -> EntityResult:
         result = EntityResult(self.system, entity)
@@ -171,7 +172,8 @@ class _EntityPuller:
 
     def _pull(self, entity: str, result: EntityResult) -> None:
         schema = self._schema(entity, refresh=self.full)
-        writer = self.mirror.writer(self.system, schema)
+        choice = FieldChoice.from_settings(self.settings, entity)
+        writer = self.mirror.writer(self.system, schema, choice)
         result.schema_changes += writer.announced
         state = self.mirror.cursor_state(self.system, entity)
         self._apply_hints(writer, entity, result)
@@ -186,7 +188,7 @@ class _EntityPuller:
                 if not redescribed and self._has_new_fields(schema, batch):
                     redescribed = True
                     schema = self._schema(entity, refresh=True)
-                    writer = self.mirror.writer(self.system, schema)
+                    writer = self.mirror.writer(self.system, schema, choice)
                     result.schema_changes += writer.announced
                 result.add(writer.apply(batch.records, batch.deleted, cursor=batch.cursor))
                 if batch.scan:

@@ -42,6 +42,11 @@ COMMON_SETTINGS: dict[str, Setting] = {
     "max_delete_share": Setting((int, float), default=0.10,
                                 help="a sweep deleting more than this share of an entity is refused"),
     "overlap": Setting(int, default=2, help="seconds each incremental poll re-reads, so no same-second write is lost"),
+    "fields": Setting(list, default=[],
+                      help="only these fields reach the mirror: 'name' (every entity) or 'Entity.name'"),
+    "exclude_fields": Setting(list, default=[], help="fields that never reach the mirror: 'name' or 'Entity.name'"),
+    "history": Setting((bool, list), default=False,
+                       help="keep <table>_history (SCD type 2): true, or a list of entities"),
 }
 
 

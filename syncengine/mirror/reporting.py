@@ -13,7 +13,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -41,6 +41,38 @@ _SQL_TYPES: dict[str, Callable[[], sa.types.TypeEngine]] = {
     "datetime": lambda: sa.DateTime(timezone=True), "json": lambda: sa.JSON().with_variant(JSONB(), "postgresql"),
     "text": sa.Text,
 }
+
+
+@dataclass(frozen=True)
+class FieldChoice:
+    """Which fields of an entity reach the mirror (``fields`` / ``exclude_fields`` of a system);
+    the record id always does. An excluded field is dropped before anything is stored."""
+
+    keep: frozenset[str] = frozenset()  # empty: every field
+    drop: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any], entity: str) -> FieldChoice:
+        def names(key: str) -> frozenset[str]:
+            chosen = set()
+            for entry in settings.get(key) or ():
+                scope, dot, name = str(entry).rpartition(".")
+                if not dot or scope == entity:
+                    chosen.add(name)
+            return frozenset(chosen)
+        return cls(names("fields"), names("exclude_fields"))
+
+    def __bool__(self) -> bool:
+        return bool(self.keep or self.drop)
+
+    def allows(self, name: str) -> bool:
+        return name == "id" or ((not self.keep or name in self.keep) and name not in self.drop)
+
+    def schema(self, schema: EntitySchema) -> EntitySchema:
+        return replace(schema, fields=[f for f in schema.fields if self.allows(f.name)])
+
+    def record(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in record.items() if self.allows(k)}
 
 
 def table_name(system: str, entity: str) -> str:

@@ -16,6 +16,8 @@ from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..redact import SECRETS
@@ -156,8 +158,9 @@ class Mirror:
                 finished_at=utcnow(), status=status, counts=SECRETS.redact(orjson.dumps(counts).decode()),
                 error=SECRETS.redact(error) if error else None))
 
-    def writer(self, system: str, schema: EntitySchema) -> EntityWriter:
-        return EntityWriter(self, system, schema)
+    def writer(self, system: str, schema: EntitySchema,
+               choice: reporting.FieldChoice | None = None) -> EntityWriter:
+        return EntityWriter(self, system, schema, choice or reporting.FieldChoice())
 
 
 class ReportingTable:
@@ -217,11 +220,13 @@ def schema_from_json(text: str) -> EntitySchema:
 class EntityWriter:
     """Writes the batches of one (system, entity) and its reporting table."""
 
-    def __init__(self, mirror: Mirror, system: str, schema: EntitySchema):
+    def __init__(self, mirror: Mirror, system: str, schema: EntitySchema,
+                 choice: reporting.FieldChoice):
         self.mirror = mirror
         self.system = system
         self.entity = schema.name
-        self.reporting = ReportingTable(mirror.engine.dialect, system, schema)
+        self.choice = choice
+        self.reporting = ReportingTable(mirror.engine.dialect, system, choice.schema(schema))
         self.layout, self.table, self.to_row = self.reporting.layout, self.reporting.table, self.reporting.to_row
         self._sql = _DriverSql(mirror.engine.dialect)
         self._insert_records = self._sql(
@@ -231,7 +236,12 @@ class EntityWriter:
             "UPDATE records SET data = ?, hash = ?, last_changed = ?, deleted_at = NULL WHERE id = ?")
         with mirror.engine.begin() as conn:
             changes = self.reporting.ensure(conn)
+            purged = self._purge_excluded(conn, schema) if choice else []
         self.announced = [text] if (text := changes.describe(self.table.name)) else []
+        if purged:
+            self.announced.append(f"{self.table.name}: {', '.join(f'-{c}' for c in purged)} (excluded; "
+                                  f"removed from the table and the raw records)")
+            log.info("schema change: %s", self.announced[-1])
 
     def apply(self, records: list[dict[str, Any]], deleted: Iterable[str] = (), *,
               cursor: str | None = None, swept: bool = False, hint_ids: Iterable[int] = ()) -> Counts:
@@ -244,6 +254,8 @@ class EntityWriter:
         counts = Counts()
         prepared: dict[str, tuple[bytes, dict[str, Any]]] = {}
         for record in records:
+            if self.choice:
+                record = self.choice.record(record)
             prepared[str(record["id"])] = (encode(record), record)
         with self.mirror.engine.begin() as conn:
             existing = self._existing(conn, list(prepared))
@@ -275,6 +287,29 @@ class EntityWriter:
             if hint_ids:
                 conn.execute(sa.delete(ChangeHintRow).where(ChangeHintRow.id.in_(hint_ids)))
         return counts
+
+    def _purge_excluded(self, conn: sa.Connection, schema: EntitySchema) -> list[str]:
+        """Once a field is excluded, its column and its values in the raw records go (found by
+        the columns still there, so this runs once)."""
+        existing = {c["name"] for c in sa.inspect(conn).get_columns(self.table.name)}
+        columns = [c.name for c in reporting.Layout(self.system, schema).columns
+                   if not self.choice.allows(c.field) and c.name in existing]
+        if not columns:
+            return []
+        ops = Operations(MigrationContext.configure(conn))
+        for name in columns:
+            ops.drop_column(self.table.name, name)
+        last = 0
+        while page := conn.execute(sa.select(R.c.id, R.c.data).where(
+                R.c.system == self.system, R.c.entity == self.entity, R.c.id > last)
+                .order_by(R.c.id).limit(_REFRESH_PAGE)).all():
+            last = page[-1].id
+            rows = []
+            for pk, text in page:
+                data = encode(self.choice.record(orjson.loads(text)))
+                rows.append((data.decode(), content_hash(data), pk))
+            conn.exec_driver_sql(self._sql("UPDATE records SET data = ?, hash = ? WHERE id = ?"), rows)
+        return columns
 
     def _existing(self, conn: sa.Connection, ids: list[str]) -> dict[str, tuple[int, str, Any]]:
         """``{remote_id: (row id, hash, deleted_at)}`` of the ids already in the mirror."""
