@@ -22,7 +22,7 @@ from typing import TypeVar
 from .config import Config, parse_duration
 from .connectors import Connector, connect
 from .errors import AuthError, ConnectorError, MassDeleteRefused, Unsupported
-from .mirror import Counts, EntityWriter, FieldChoice, Locks, Mirror
+from .mirror import Counts, EntityOptions, EntityWriter, Locks, Mirror
 from .mirror.listing import Listing
 from .mirror.models import utcnow
 from .types import ChangeBatch, EntitySchema
@@ -172,8 +172,8 @@ class _EntityPuller:
 
     def _pull(self, entity: str, result: EntityResult) -> None:
         schema = self._schema(entity, refresh=self.full)
-        choice = FieldChoice.from_settings(self.settings, entity)
-        writer = self.mirror.writer(self.system, schema, choice)
+        options = EntityOptions.from_settings(self.settings, entity)
+        writer = self.mirror.writer(self.system, schema, options)
         result.schema_changes += writer.announced
         state = self.mirror.cursor_state(self.system, entity)
         self._apply_hints(writer, entity, result)
@@ -188,7 +188,7 @@ class _EntityPuller:
                 if not redescribed and self._has_new_fields(schema, batch):
                     redescribed = True
                     schema = self._schema(entity, refresh=True)
-                    writer = self.mirror.writer(self.system, schema, choice)
+                    writer = self.mirror.writer(self.system, schema, options)
                     result.schema_changes += writer.announced
                 result.add(writer.apply(batch.records, batch.deleted, cursor=batch.cursor))
                 if batch.scan:

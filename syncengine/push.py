@@ -31,7 +31,7 @@ from .config import Config
 from .connectors import Connector, connect
 from .errors import ConnectorError, TransientError, Unsupported, UsageError
 from .mapping import Mapping, TranslationError, Translator, other, prepare
-from .mirror import EntityWriter, FieldChoice, Locks, Mirror
+from .mirror import EntityOptions, EntityWriter, Locks, Mirror
 from .mirror.models import ConflictRow, LinkRow, OutboxRow, ParkedRow, utcnow
 from .parked import ignored_records
 from .plan import Plan, fingerprint, ref_resolver
@@ -114,8 +114,8 @@ class Pusher:
         with self.lock:
             key = (ref.system, ref.entity)
             if key not in self.writers:
-                choice = FieldChoice.from_settings(self.config.system(ref.system), ref.entity)
-                self.writers[key] = self.mirror.writer(ref.system, self.schemas[mapping][side], choice)
+                options = EntityOptions.from_settings(self.config.system(ref.system), ref.entity)
+                self.writers[key] = self.mirror.writer(ref.system, self.schemas[mapping][side], options)
             return self.writers[key]
 
     def requests(self) -> dict[str, int]:

@@ -44,15 +44,17 @@ _SQL_TYPES: dict[str, Callable[[], sa.types.TypeEngine]] = {
 
 
 @dataclass(frozen=True)
-class FieldChoice:
-    """Which fields of an entity reach the mirror (``fields`` / ``exclude_fields`` of a system);
-    the record id always does. An excluded field is dropped before anything is stored."""
+class EntityOptions:
+    """What the mirror keeps of an entity, from its system's settings: which fields
+    (``fields`` / ``exclude_fields``; the id always; an excluded field is dropped before anything
+    is stored) and whether ``<table>_history`` keeps every version (``history``)."""
 
     keep: frozenset[str] = frozenset()  # empty: every field
     drop: frozenset[str] = frozenset()
+    history: bool = False
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any], entity: str) -> FieldChoice:
+    def from_settings(cls, settings: dict[str, Any], entity: str) -> EntityOptions:
         def names(key: str) -> frozenset[str]:
             chosen = set()
             for entry in settings.get(key) or ():
@@ -60,9 +62,12 @@ class FieldChoice:
                 if not dot or scope == entity:
                     chosen.add(name)
             return frozenset(chosen)
-        return cls(names("fields"), names("exclude_fields"))
+        history = settings.get("history")
+        return cls(names("fields"), names("exclude_fields"),
+                   history is True or (isinstance(history, list) and entity in history))
 
-    def __bool__(self) -> bool:
+    @property
+    def filters(self) -> bool:
         return bool(self.keep or self.drop)
 
     def allows(self, name: str) -> bool:
@@ -131,6 +136,23 @@ class Layout:
             self.table.append_column(sa.Column("_extra", _SQL_TYPES["json"](), nullable=True))
 
 
+HISTORY_COLUMNS = ("valid_from", "valid_to", "deleted")
+
+
+def history_table(layout: Layout) -> sa.Table:
+    """``<table>_history``: the reporting columns of every observed version (SCD type 2), valid
+    from ``valid_from`` until ``valid_to`` (NULL: the current one); ``deleted`` marks a deletion."""
+    table = sa.Table(f"{layout.table.name}_history", sa.MetaData())
+    for column in layout.table.columns:
+        if column.name not in ("_deleted", "_synced_at"):
+            table.append_column(sa.Column(column.name, column.type, nullable=True))
+    table.append_column(sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False))
+    table.append_column(sa.Column("valid_to", sa.DateTime(timezone=True), nullable=True))
+    table.append_column(sa.Column("deleted", sa.Boolean, nullable=False))
+    sa.Index(f"ix_{table.name}"[:NAME_BYTES], table.c.id, table.c.valid_to)
+    return table
+
+
 def _column_name(name: str, taken: set[str]) -> str:
     """NAME itself if it fits 63 bytes and no other column has it in any case; else a short
     stable form: its start and a hash of the whole name (never the order of the fields)."""
@@ -148,18 +170,22 @@ class SchemaChanges:
     created: bool = False
     added: list[tuple[str, str]] | None = None     # (column, kind)
     retyped: list[tuple[str, str, str]] | None = None  # (column, old SQL type, new SQL type)
+    how: str = "rebuilt from the raw records"
 
     def describe(self, table: str) -> str:
         parts = [f"+{name} ({kind})" for name, kind in self.added or ()]
-        parts += [f"~{name} ({old.lower()} → {new.lower()}, rebuilt from the raw records)"
-                  for name, old, new in self.retyped or ()]
+        parts += [f"~{name} ({old.lower()} → {new.lower()}, {self.how})" for name, old, new in self.retyped or ()]
         return f"{table}: {', '.join(parts)}" if parts else ""
 
 
-def ensure_table(conn: sa.Connection, layout: Layout) -> SchemaChanges:
+def ensure_table(conn: sa.Connection, layout: Layout, table: sa.Table | None = None) -> SchemaChanges:
     """Create the table, add the columns it lacks, or, when a column's type changed, drop it so
-    the caller rebuilds it from the raw records (rows are derived data; nothing is lost)."""
-    table = layout.table
+    the caller rebuilds it from the raw records (rows are derived data; nothing is lost).
+
+    A history table cannot be rebuilt: a changed column keeps its old values renamed
+    ``<name>_was_<type>`` beside the new one."""
+    history = table is not None
+    table = layout.table if table is None else table
     inspector = sa.inspect(conn)
     if not inspector.has_table(table.name):
         table.create(conn)
@@ -168,17 +194,22 @@ def ensure_table(conn: sa.Connection, layout: Layout) -> SchemaChanges:
     existing = {c["name"]: _type_name(c["type"], dialect) for c in inspector.get_columns(table.name)}
     retyped = [(c.name, existing[c.name], _type_name(c.type, dialect)) for c in table.columns
                if c.name in existing and existing[c.name] != _type_name(c.type, dialect)]
-    if retyped:
+    ops = Operations(MigrationContext.configure(conn))
+    if retyped and not history:
         table.drop(conn)
         table.create(conn)
         return SchemaChanges(retyped=retyped)
+    for name, old, _ in retyped:
+        kept = _column_name(f"{name}_was_{old.lower().replace(' ', '_')}", set(existing))
+        ops.alter_column(table.name, name, new_column_name=kept)
+        existing.pop(name)
     kinds = {c.name: c.kind for c in layout.columns} | {"_extra": "json"}
     missing = [c for c in table.columns if c.name not in existing]
-    if missing:
-        ops = Operations(MigrationContext.configure(conn))
-        for column in missing:
-            ops.add_column(table.name, sa.Column(column.name, column.type, nullable=True))
-    return SchemaChanges(added=[(c.name, kinds.get(c.name, "text")) for c in missing])
+    for column in missing:
+        ops.add_column(table.name, sa.Column(column.name, column.type, nullable=True))
+    return SchemaChanges(added=[(c.name, kinds.get(c.name, "text")) for c in missing if c.name not in
+                                {r[0] for r in retyped}], retyped=retyped,
+                         how="old values kept in <name>_was_<old type>")
 
 
 def _type_name(sql_type: sa.types.TypeEngine, dialect: sa.Dialect) -> str:

@@ -159,8 +159,8 @@ class Mirror:
                 error=SECRETS.redact(error) if error else None))
 
     def writer(self, system: str, schema: EntitySchema,
-               choice: reporting.FieldChoice | None = None) -> EntityWriter:
-        return EntityWriter(self, system, schema, choice or reporting.FieldChoice())
+               options: reporting.EntityOptions | None = None) -> EntityWriter:
+        return EntityWriter(self, system, schema, options or reporting.EntityOptions())
 
 
 class ReportingTable:
@@ -221,12 +221,12 @@ class EntityWriter:
     """Writes the batches of one (system, entity) and its reporting table."""
 
     def __init__(self, mirror: Mirror, system: str, schema: EntitySchema,
-                 choice: reporting.FieldChoice):
+                 options: reporting.EntityOptions):
         self.mirror = mirror
         self.system = system
         self.entity = schema.name
-        self.choice = choice
-        self.reporting = ReportingTable(mirror.engine.dialect, system, choice.schema(schema))
+        self.options = options
+        self.reporting = ReportingTable(mirror.engine.dialect, system, options.schema(schema))
         self.layout, self.table, self.to_row = self.reporting.layout, self.reporting.table, self.reporting.to_row
         self._sql = _DriverSql(mirror.engine.dialect)
         self._insert_records = self._sql(
@@ -234,10 +234,13 @@ class EntityWriter:
             "VALUES (?, ?, ?, ?, ?, ?, ?)")
         self._update_records = self._sql(
             "UPDATE records SET data = ?, hash = ?, last_changed = ?, deleted_at = NULL WHERE id = ?")
+        self.history = _History(mirror.engine.dialect, self.layout) if options.history else None
         with mirror.engine.begin() as conn:
-            changes = self.reporting.ensure(conn)
-            purged = self._purge_excluded(conn, schema) if choice else []
-        self.announced = [text] if (text := changes.describe(self.table.name)) else []
+            changes = [self.reporting.ensure(conn).describe(self.table.name)]
+            if self.history:
+                changes.append(self.history.ensure(conn))
+            purged = self._purge_excluded(conn, schema) if options.filters else []
+        self.announced = [text for text in changes if text]
         if purged:
             self.announced.append(f"{self.table.name}: {', '.join(f'-{c}' for c in purged)} (excluded; "
                                   f"removed from the table and the raw records)")
@@ -254,8 +257,8 @@ class EntityWriter:
         counts = Counts()
         prepared: dict[str, tuple[bytes, dict[str, Any]]] = {}
         for record in records:
-            if self.choice:
-                record = self.choice.record(record)
+            if self.options.filters:
+                record = self.options.record(record)
             prepared[str(record["id"])] = (encode(record), record)
         with self.mirror.engine.begin() as conn:
             existing = self._existing(conn, list(prepared))
@@ -279,6 +282,8 @@ class EntityWriter:
                 conn.exec_driver_sql(self._update_records, updates)
             if changed:
                 conn.exec_driver_sql(self.reporting.upsert, changed)
+                if self.history:
+                    self.history.changed(conn, changed, synced_at)
             counts.created, counts.updated = len(inserts), len(updates)
             counts.deleted = self._mark_deleted(conn, [str(d) for d in deleted if str(d) not in prepared], now)
             if cursor is not None or swept:
@@ -293,12 +298,14 @@ class EntityWriter:
         the columns still there, so this runs once)."""
         existing = {c["name"] for c in sa.inspect(conn).get_columns(self.table.name)}
         columns = [c.name for c in reporting.Layout(self.system, schema).columns
-                   if not self.choice.allows(c.field) and c.name in existing]
+                   if not self.options.allows(c.field) and c.name in existing]
         if not columns:
             return []
         ops = Operations(MigrationContext.configure(conn))
         for name in columns:
             ops.drop_column(self.table.name, name)
+            if self.history:
+                ops.drop_column(self.history.table.name, name)
         last = 0
         while page := conn.execute(sa.select(R.c.id, R.c.data).where(
                 R.c.system == self.system, R.c.entity == self.entity, R.c.id > last)
@@ -306,7 +313,7 @@ class EntityWriter:
             last = page[-1].id
             rows = []
             for pk, text in page:
-                data = encode(self.choice.record(orjson.loads(text)))
+                data = encode(self.options.record(orjson.loads(text)))
                 rows.append((data.decode(), content_hash(data), pk))
             conn.exec_driver_sql(self._sql("UPDATE records SET data = ?, hash = ? WHERE id = ?"), rows)
         return columns
@@ -329,9 +336,11 @@ class EntityWriter:
                 R.c.system == self.system, R.c.entity == self.entity, R.c.remote_id.in_(chunk),
                 R.c.deleted_at.is_(None)).values(deleted_at=now, last_changed=now)).rowcount
         for chunk in chunks(keys):
-            conn.execute(sa.update(self.table).where(self.table.c.id.in_(
-                [int(k) for k in chunk] if self.layout.integer_ids else chunk)).values(
+            chunk = [int(k) for k in chunk] if self.layout.integer_ids else chunk
+            conn.execute(sa.update(self.table).where(self.table.c.id.in_(chunk)).values(
                 _deleted=True, _synced_at=now.replace(tzinfo=UTC)))
+            if self.history:
+                self.history.deleted(conn, chunk, now.replace(tzinfo=UTC))
         return total
 
     def _save_cursor(self, conn: sa.Connection, cursor: str | None, swept_at: datetime | None) -> None:
@@ -344,6 +353,51 @@ class EntityWriter:
         if conn.execute(sa.update(table).where(table.c.system == self.system,
                                                table.c.entity == self.entity).values(**values)).rowcount == 0:
             conn.execute(sa.insert(table).values(**values))
+
+
+class _History:
+    """``<table>_history`` (SCD type 2): each write closes the current version of a record
+    (``valid_to``) and opens the new one; a deletion opens a version with ``deleted`` set."""
+
+    def __init__(self, dialect: sa.Dialect, layout: reporting.Layout):
+        self.layout = layout
+        self.table = reporting.history_table(layout)
+        self.data = [c.name for c in self.table.columns if c.name not in reporting.HISTORY_COLUMNS]
+        sql = _DriverSql(dialect)
+        names = [sql.ident(c.name) for c in self.table.columns]
+        self._insert = (f"INSERT INTO {sql.ident(self.table.name)} ({', '.join(names)}) "
+                        f"VALUES ({', '.join([sql.param] * len(names))})")
+        self.spilled = bool(layout.spilled)
+
+    def ensure(self, conn: sa.Connection) -> str:
+        changes = reporting.ensure_table(conn, self.layout, self.table)
+        if changes.created:  # history starts with the versions the mirror holds now
+            source = self.layout.table
+            conn.execute(sa.insert(self.table).from_select(
+                [*self.data, "valid_from", "valid_to", "deleted"],
+                sa.select(*(source.c[name] for name in self.data), source.c._synced_at,
+                          sa.null(), source.c._deleted)))
+        return changes.describe(self.table.name)
+
+    def changed(self, conn: sa.Connection, rows: list[tuple[Any, ...]], at: datetime) -> None:
+        self._close(conn, [row[0] for row in rows], at)
+        width = len(self.data) - (1 if self.spilled else 0)  # the row: id, fields, _deleted, _synced_at[, _extra]
+        conn.exec_driver_sql(self._insert, [
+            (*row[:width], *((row[-1],) if self.spilled else ()), at, None, False) for row in rows])
+
+    def deleted(self, conn: sa.Connection, ids: list[Any], at: datetime) -> None:
+        t = self.table
+        current = sa.select(*(t.c[name] for name in self.data)).where(
+            t.c.id.in_(ids), t.c.valid_to.is_(None), t.c.deleted.is_(False))
+        rows = conn.execute(current).all()
+        if rows:
+            self._close(conn, [row[0] for row in rows], at)
+            conn.exec_driver_sql(self._insert, [(*row, at, None, True) for row in rows])
+
+    def _close(self, conn: sa.Connection, ids: list[Any], at: datetime) -> None:
+        t = self.table
+        for chunk in chunks(ids):
+            conn.execute(sa.update(t).where(t.c.id.in_(chunk), t.c.valid_to.is_(None)).values(valid_to=at))
 
 
 class _DriverSql:
