@@ -26,15 +26,16 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from ..serving import BackgroundServer
 
 CONTROL_PREFIX = "/__emulator__/"
+T = TypeVar("T")
 
 
 @dataclass
@@ -105,6 +106,35 @@ class Faults:
             if key not in names:
                 raise ValueError(f"unknown fault switch {key!r}; known: {', '.join(sorted(names))}")
             setattr(self, key, value)
+
+
+def page_of(rows: Sequence[T], page: int, size: int) -> list[T]:
+    """0-based PAGE of SIZE rows, as ``LIMIT size OFFSET page*size`` reads it: empty past the end,
+    and recomputed on every request, so rows that move between requests shift across pages."""
+    return list(rows[page * size:(page + 1) * size])
+
+
+class Clock:
+    """A server clock that tests freeze, move or give back to real time (every ``clock`` hook)."""
+
+    def __init__(self) -> None:
+        self.frozen: float | None = None   # epoch seconds while frozen
+        self.offset = 0.0                  # seconds added to real time otherwise
+
+    def now(self) -> float:
+        return self.frozen if self.frozen is not None else time.time() + self.offset
+
+    def set(self, *, at: float | None = None, advance: float = 0.0, real: bool = False) -> float:
+        """Back to real time (``real``), then frozen ``at`` an epoch, then moved by ``advance``."""
+        if real:
+            self.frozen, self.offset = None, 0.0
+        if at is not None:
+            self.frozen = float(at)
+        if self.frozen is not None:
+            self.frozen += advance
+        else:
+            self.offset += advance
+        return self.now()
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import Response
+from ..base import Response, page_of
 from .models import MODELS, _archived, _check, _error, _int, _sort_key
 from .state import AlfaState
 
@@ -32,7 +32,7 @@ class IndexApi(AlfaState):
         total = len(ids)
         if page * size >= total and total and self.past_end == "clamp":
             page = (total - 1) // size
-        items = [self.tables[model][i] for i in ids[page * size:(page + 1) * size]]
+        items = [self.tables[model][i] for i in page_of(ids, page, size)]
         broken = self._broken_pages.get((model, page))
         if broken:
             broken[1] -= 1

@@ -4,10 +4,10 @@ from __future__ import annotations
 import bisect
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from ..base import EmulatorApp, Request, Response
+from ..base import Clock, EmulatorApp, Request, Response
 from .models import (
     _PATH,
     ACTIVE_E_DATE,
@@ -55,13 +55,11 @@ class AlfaState(EmulatorApp):
         self._views: dict[tuple[Any, ...], tuple[int, list[int]]] = {}
         self._page_hooks: list[tuple[str, int, Callable[[], Any]]] = []
         self._broken_pages: dict[tuple[str, int], list[Any]] = {}   # (model, page) -> [mode, times]
-        self._frozen: datetime | None = None
-        self._offset = timedelta()
+        self.clock = Clock()
 
     def now(self) -> datetime:
         """Server-local (Moscow) wall time, naive, to the second: what b_date and Log date_time hold."""
-        moment = self._frozen or datetime.now(SERVER_TZ).replace(tzinfo=None) + self._offset
-        return moment.replace(microsecond=0)
+        return datetime.fromtimestamp(self.clock.now(), SERVER_TZ).replace(tzinfo=None, microsecond=0)
 
     def operation(self, request: Request) -> str:
         match = _PATH.match(request.path)
@@ -178,15 +176,9 @@ class AlfaState(EmulatorApp):
     def control_clock(self, now: str | None = None, advance: float = 0, real: bool = False) -> str:
         """Freeze the server clock at ``now`` (``yyyy-mm-dd HH:MM:SS``, Moscow), move it by ``advance``
         seconds, or go back to real time; returns the server time (what the next Log row says)."""
-        if real:
-            self._frozen, self._offset = None, timedelta()
-        if now is not None:
-            self._frozen = datetime.strptime(str(now), "%Y-%m-%d %H:%M:%S")
-        if advance:
-            if self._frozen is not None:
-                self._frozen += timedelta(seconds=advance)
-            else:
-                self._offset += timedelta(seconds=advance)
+        at = None if now is None else \
+            datetime.strptime(str(now), "%Y-%m-%d %H:%M:%S").replace(tzinfo=SERVER_TZ).timestamp()
+        self.clock.set(at=at, advance=advance, real=real)
         return self.now().strftime("%Y-%m-%d %H:%M:%S")
 
     def control_expire_tokens(self) -> int:

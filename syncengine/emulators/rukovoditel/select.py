@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..base import page_of
 from .model import (
     BOOLEANS,
     DATES,
@@ -70,8 +71,7 @@ class SelectApi(RukovoditelState):
             page = _php_int(raw_page) if raw_page not in (None, "") else 1
             page = 1 if page == 0 else page
             page = min(page, pages)
-            offset = per_page * (max(page, 1) - 1)
-            rows = rows[offset:offset + per_page]
+            rows = page_of(rows, max(page, 1) - 1, per_page)
             extra = {"page": page, "number_of_rows": count, "number_of_pages": pages}
         elif "rows_per_page" in p:
             extra = {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
 from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -13,7 +12,7 @@ from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from ...translit import identifier
-from ..base import EmulatorApp, Request, Response
+from ..base import Clock, EmulatorApp, Request, Response
 from .model import (
     COMPANIES,
     DATES,
@@ -57,8 +56,7 @@ class RukovoditelState(EmulatorApp):
         self.display_errors = display_errors
         self.yes_no = ("Да", "Нет") if language == "ru" else ("Yes", "No")
         self.date_format, self.datetime_format = "m/d/Y", "m/d/Y H:i"
-        self._offset = 0.0
-        self._frozen: float | None = None
+        self.clock = Clock()
         self._warnings: list[str] = []   # PHP warnings printed before this request's JSON
         self.entities = _entities(language == "ru")
         self.fields = {f.id: (e, f) for e in self.entities.values() for f in e.fields}
@@ -78,7 +76,7 @@ class RukovoditelState(EmulatorApp):
         self._seed(records, random.Random(seed))
 
     def now(self) -> int:
-        return int(self._frozen if self._frozen is not None else time.time() + self._offset)
+        return int(self.clock.now())
 
     def format_ts(self, ts: int, fmt: str) -> str:
         """PHP ``date()`` for the few letters Rukovoditel's formats use."""
@@ -266,15 +264,9 @@ class RukovoditelState(EmulatorApp):
 
     def control_clock(self, at: str | float | None = None, advance: float = 0, real: bool = False) -> str:
         """Freeze the server clock AT (ISO time or epoch), move it by ADVANCE seconds, or go back to REAL time."""
-        if real:
-            self._frozen, self._offset = None, 0.0
-        if at is not None:
-            self._frozen = float(at) if isinstance(at, (int, float)) else \
-                datetime.fromisoformat(str(at).replace("Z", "+00:00")).timestamp()
-        if self._frozen is not None:
-            self._frozen += advance
-        else:
-            self._offset += advance
+        moment = None if at is None else float(at) if isinstance(at, (int, float)) else \
+            datetime.fromisoformat(str(at).replace("Z", "+00:00")).timestamp()
+        self.clock.set(at=moment, advance=advance, real=real)
         return datetime.fromtimestamp(self.now(), UTC).isoformat()
 
     def control_display_errors(self, enabled: bool = True) -> None:

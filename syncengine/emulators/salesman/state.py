@@ -7,11 +7,11 @@ import random
 import re
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..base import EmulatorApp, Request, Response
+from ..base import Clock, EmulatorApp, Request, Response, page_of
 from .common import (
     _BRACKETS,
     ACTIONS,
@@ -59,7 +59,7 @@ class SalesManState(EmulatorApp):
         self.person_write_fatal = person_write_fatal
         self.deal_numbering = deal_numbering
         self.random = random.Random(seed)
-        self.clock_offset = timedelta()
+        self.clock = Clock()
         self.users: dict[int, dict[str, Any]] = {
             1: {"iduser": 1, "login": login, "title": "Админ Админов", "tip": "Руководитель организации",
                 "user_post": "Руководитель", "email": f"{login}@example.com" if "@" not in login else login,
@@ -92,7 +92,7 @@ class SalesManState(EmulatorApp):
 
     def now(self) -> datetime:
         """Account-local wall time (naive), shifted by the clock hook."""
-        return (datetime.now(self.zone).replace(tzinfo=None, microsecond=0) + self.clock_offset)
+        return datetime.fromtimestamp(self.clock.now(), self.zone).replace(tzinfo=None, microsecond=0)
 
     def stamp(self) -> str:
         return self.now().strftime("%Y-%m-%d %H:%M:%S")
@@ -240,7 +240,7 @@ class SalesManState(EmulatorApp):
     @staticmethod
     def _page(rows: list[Any], params: dict[str, Any]) -> list[Any]:
         page = max(_intval(params.get("offset")), 0)
-        return rows[page * PAGE:(page + 1) * PAGE]
+        return page_of(rows, page, PAGE)
 
     @staticmethod
     def _select(record: dict[str, Any], params: dict[str, Any], enabled: dict[str, str],
@@ -314,7 +314,7 @@ class SalesManState(EmulatorApp):
         return len(self.webhooks)
 
     def control_clock(self, advance: float = 0, days: float = 0) -> str:
-        self.clock_offset += timedelta(seconds=advance, days=days)
+        self.clock.set(advance=advance + days * 86400)
         return self.stamp()
 
     def control_html_error_next(self, message: str = "Uncaught Error: Call to a member function "

@@ -5,14 +5,13 @@ import copy
 import random
 import re
 import sqlite3
-import time
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 
-from ..base import EmulatorApp, Request, Response
+from ..base import Clock, EmulatorApp, Request, Response
 from . import layouts
 from .model import (
     ADMIN_ID,
@@ -72,8 +71,7 @@ class VtigerState(EmulatorApp):
         self.groups = {2: "Team Selling", 3: "Marketing Group", 4: "Support Group"}
         self.tokens: dict[int, tuple[str, int]] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
-        self._frozen: float | None = None
-        self._offset = 0.0
+        self.clock = Clock()
         self._uniq = 0
         self._random = random.Random()
         self.listtypes = copy.deepcopy(layouts.LISTTYPES_SP72 if dialect.russian else layouts.LISTTYPES_V84)
@@ -89,7 +87,7 @@ class VtigerState(EmulatorApp):
         self._create_tables()
 
     def now(self) -> float:
-        return self._frozen if self._frozen is not None else time.time() + self._offset
+        return self.clock.now()
 
     def local(self, epoch: float) -> str:
         """date('Y-m-d H:i:s', epoch) in the server zone."""
@@ -562,17 +560,9 @@ class VtigerState(EmulatorApp):
         """Freeze the server clock at ``now`` (epoch or local string), move it by ``advance`` seconds,
         or go back to real time (``real=True``). Returns the current server time."""
         with self.lock:
-            if real:
-                self._frozen, self._offset = None, 0.0
-            if now is not None:
-                self._frozen = float(now) if isinstance(now, (int, float)) else float(self.epoch(str(now)))
-            if advance:
-                if self._frozen is not None:
-                    self._frozen += advance
-                else:
-                    self._offset += advance
-            current = self.now()
-            return {"epoch": int(current), "local": self.local(current), "frozen": self._frozen is not None}
+            at = None if now is None else float(now) if isinstance(now, (int, float)) else float(self.epoch(str(now)))
+            current = self.clock.set(at=at, advance=advance or 0.0, real=real)
+            return {"epoch": int(current), "local": self.local(current), "frozen": self.clock.frozen is not None}
 
     def control_sync_type(self, registered: bool = True) -> bool:
         """Register (or remove, as on a stock PHP 8 install) the ``syncType`` parameter row of ``sync``."""
