@@ -125,7 +125,7 @@ def pull(config: Config, targets: Iterable[str] | None = None, *, full: bool = F
         raise
     finally:
         result.seconds = time.monotonic() - started
-        status = "failed" if error else "stopped" if result.stopped else ("ok" if result.ok else "warning")
+        status = "failed" if error or not result.ok else "stopped" if result.stopped else "ok"
         mirror.finish_run(result.run_id, status, {
             "entities": [asdict(e) for e in result.entities], "requests": result.requests,
             "seconds": round(result.seconds, 3)}, error)

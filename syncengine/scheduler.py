@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
@@ -35,6 +36,9 @@ from .errors import ConnectorError
 from .metrics import Metrics
 from .mirror import Locks, Mirror
 from .mirror.models import RunRow
+
+if TYPE_CHECKING:
+    from .pull import PullResult
 
 log = logging.getLogger("syncengine.daemon")
 
@@ -183,10 +187,9 @@ class Daemon:
         log.info("job %s: run %d started", job.name, outcome.run_id)
         try:
             targets = pull_targets(self.config, job)
-            if targets:
-                self._pull(job, targets, outcome)
+            pulled = self._pull(job, targets, outcome) if targets else None
             if job.mappings and not self.stopping.is_set():
-                self._sync(job, outcome)
+                self._sync(job, outcome, pulled)
             if self.stopping.is_set() and outcome.status == "ok":
                 outcome.status = "stopped"
         except Exception as exc:  # one failed run must not end the daemon
@@ -202,7 +205,7 @@ class Daemon:
                  outcome.status, outcome.seconds, _summary(outcome.pulled), _summary(outcome.written))
         return outcome
 
-    def _pull(self, job: Job, targets: list[str], outcome: JobOutcome) -> None:
+    def _pull(self, job: Job, targets: list[str], outcome: JobOutcome) -> PullResult:
         from .pull import pull
 
         result = pull(self.config, targets, mirror=self.mirror, job=job.name,
@@ -214,25 +217,28 @@ class Daemon:
                 self.metrics.inc("syncengine_records_pulled_total", count, system=e.system,
                                  entity=e.entity, change=change)
         self._count_http(result.requests, result.errors)
-        if not result.ok:  # an entity that could not be read fails the run; a refused sweep warns
-            failed = any(e.status == "failed" for e in result.entities)
-            outcome.status = "failed" if failed else "warning"
+        if not result.ok:  # an entity that could not be read, or a sweep whose deletes were held
+            outcome.status = "failed"
             outcome.error = "; ".join(f"{e.system}:{e.entity}: {e.message}" for e in result.entities
                                       if e.status != "ok")
-            log.warning("job %s: %s", job.name, outcome.error)
+            log.error("job %s: %s", job.name, outcome.error)
+        return result
 
-    def _sync(self, job: Job, outcome: JobOutcome) -> None:
+    def _sync(self, job: Job, outcome: JobOutcome, pulled: PullResult | None) -> None:
         from .sync import run_sync
 
-        result = run_sync(self.config, job.mappings, mirror=self.mirror, job=job.name,
+        result = run_sync(self.config, job.mappings, mirror=self.mirror, job=job.name, pulled=pulled,
                           should_stop=self.stopping.is_set, pull_first=False)  # the job's pull read both sides
         for system, ops in result.written.items():
             for op, count in ops.items():
                 outcome.written[op] = outcome.written.get(op, 0) + count
                 self.metrics.inc("syncengine_records_written_total", count, system=system, op=op)
         self._count_http(result.requests, {})
-        if not result.ok and outcome.status == "ok":
-            outcome.status = "warning"
+        if result.failed:
+            outcome.status = "failed"
+            outcome.error = outcome.error or "; ".join(result.failed)
+        elif not result.ok and outcome.status == "ok":
+            outcome.status = "warning"  # some writes were refused: their records are parked
 
     def _count_http(self, requests: dict[str, int], errors: dict[str, dict[str, int]]) -> None:
         for system, count in requests.items():

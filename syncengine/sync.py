@@ -5,14 +5,16 @@ Used by ``syncengine sync``, and meant for the daemon and ``migrate``: one call,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from .config import Config
-from .mapping import SIDES, load_mappings, prepare
+from .mapping import SIDES, Mapping, load_mappings, prepare
 from .mirror import Mirror
 from .plan import Plan, make_plan
-from .pull import PullResult, pull
+from .pull import Progress, PullResult, pull
 from .push import DEFAULT_WORKERS, ApplyResult, Pusher, apply_plan, holding
+from .types import EntitySchema
 
 
 @dataclass
@@ -22,10 +24,13 @@ class SyncResult:
     apply: ApplyResult | None = None
     recovered: int = 0
     notes: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # one line each: what could not be done, and why
+    run_id: int | None = None                         # the sync run in the history (the apply's)
 
     @property
     def ok(self) -> bool:
-        return (self.pull is None or self.pull.ok) and (self.apply is None or self.apply.ok)
+        return (not self.failed and (self.pull is None or self.pull.ok)
+                and (self.apply is None or self.apply.ok))
 
     @property
     def written(self) -> dict[str, dict[str, int]]:
@@ -35,6 +40,17 @@ class SyncResult:
             system = target.split(":", 1)[0]
             out.setdefault(system, {})[op] = out.get(system, {}).get(op, 0) + n
         return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """What ``sync --json`` prints and the run history keeps: writes, and every failure."""
+        info: dict[str, Any] = self.apply.as_dict() if self.apply else {
+            "run": self.run_id, "plan": self.plan.id, "writes": {}, "failed": [], "recovered": 0, "skipped": 0,
+            "requests": {}, "seconds": 0.0}
+        info["failed"] = [{"error": line} for line in self.failed] + info["failed"]
+        info["ok"] = self.ok
+        info["pulled"] = [asdict(e) for e in self.pull.entities] if self.pull else []
+        info["notes"] = self.notes
+        return info
 
     @property
     def requests(self) -> dict[str, int]:
@@ -46,23 +62,28 @@ class SyncResult:
 
 def run_sync(config: Config, names: Iterable[str] | None = None, *, mirror: Mirror | None = None,
              job: str | None = None, workers: int = DEFAULT_WORKERS, full: bool = False,
-             dry_run: bool = False, pull_first: bool = True,
-             should_stop: Callable[[], bool] | None = None) -> SyncResult:
+             dry_run: bool = False, pull_first: bool = True, pulled: PullResult | None = None,
+             should_stop: Callable[[], bool] | None = None, progress: Progress | None = None) -> SyncResult:
     """Sync the named mappings (default: all): pull + plan + apply (``dry_run``: no apply).
 
+    ``pulled``: the pull the caller made instead (``pull_first=False``). A mapping with a side that
+    pull could not read is left alone: nothing written, nothing parked, one line in ``failed``.
     ``should_stop`` (the daemon's SIGTERM) is asked before each write; writes not started are
     left for the next run."""
     load_mappings(config, names)  # what the files alone show is wrong is refused before the mirror is created
     mirror = mirror or Mirror(config.mirror_url)
     prepared = prepare(config, names, mirror)  # then each field against both sides' describe
-    pulled = None
     if pull_first:
         targets = sorted({str(m.side(s)) for m, _ in prepared for s in SIDES})
-        pulled = pull(config, targets, full=full, mirror=mirror, job=job)
+        pulled = pull(config, targets, full=full, mirror=mirror, job=job, progress=progress)
         prepared = prepare(config, names, mirror)  # the pull may have described a changed entity again
+    skipped = _unreadable(prepared, pulled) if pulled is not None else {}
+    prepared = [(m, schemas) for m, schemas in prepared if m.name not in skipped]
+    failed = list(skipped.values()) + [e.message or e.status for e in (pulled.entities if pulled else ())
+                                       if e.status == "refused"]  # the mass-delete breaker held deletes
     if dry_run:
         plan = make_plan(mirror, prepared)
-        return SyncResult(pull=pulled, plan=plan, recovered=0, notes=list(plan.notes))
+        return SyncResult(pull=pulled, plan=plan, notes=failed + plan.notes, failed=failed)
     with holding(mirror, [m.name for m, _ in prepared]):
         pusher = Pusher(config, mirror, prepared, workers=workers)
         try:  # writes an interrupted run left unconfirmed: adopt or abandon them first
@@ -70,7 +91,30 @@ def run_sync(config: Config, names: Iterable[str] | None = None, *, mirror: Mirr
         finally:
             pusher.close()
         plan = make_plan(mirror, prepared)
-        result = SyncResult(pull=pulled, plan=plan, recovered=recovered, notes=list(plan.notes))
-        result.apply = apply_plan(config, plan, mirror=mirror, workers=workers, job=job, check=False,
-                                  prepared=prepared, should_stop=should_stop, locked=True)
+        result = SyncResult(pull=pulled, plan=plan, recovered=recovered, notes=failed + plan.notes, failed=failed)
+        if plan.mappings:
+            result.apply = apply_plan(config, plan, mirror=mirror, workers=workers, job=job, check=False,
+                                      prepared=prepared, should_stop=should_stop, locked=True)
+            result.run_id = result.apply.run_id
+    if failed:  # the history says what the exit code says
+        if result.run_id is None:
+            result.run_id = mirror.start_run("sync", " ".join(sorted(skipped)), job)
+        mirror.finish_run(result.run_id, "failed", result.as_dict(), "; ".join(failed))
     return result
+
+
+def _unreadable(prepared: list[tuple[Mapping, dict[str, EntitySchema]]], pulled: PullResult) -> dict[str, str]:
+    """mapping -> why it is left alone, for each mapping a side of which the pull did not read."""
+    read = {f"{e.system}:{e.entity}" for e in pulled.entities if e.status != "failed"}
+    why = {f"{e.system}:{e.entity}": e.message or e.status for e in pulled.entities if e.status == "failed"}
+    why_system = {target.split(":", 1)[0]: reason for target, reason in why.items()}  # a refused login ends
+    out: dict[str, str] = {}                                                         # the system's pull
+    for mapping, _ in prepared:
+        for side in SIDES:
+            ref = mapping.side(side)
+            if str(ref) not in read and mapping.name not in out:
+                reason = (why.get(str(ref)) or why_system.get(ref.system)
+                          or ("the run was stopped first" if pulled.stopped else "not pulled"))
+                out[mapping.name] = (f"mapping {mapping.name}: nothing was written, because {ref} could not "
+                                     f"be read ({reason})")
+    return out

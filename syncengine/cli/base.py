@@ -4,7 +4,8 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -16,8 +17,11 @@ from ..errors import SyncEngineError
 from ..jsonutil import dumps
 from ..redact import SECRETS, RedactingFilter
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: a line of text is never broken by us (a path or a command stays one piece to copy);
+# tables still fit the terminal.
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+INTERRUPTED = "interrupted; run it again to continue"
 
 
 def _setup_logging(verbose: int) -> None:
@@ -30,21 +34,47 @@ def _setup_logging(verbose: int) -> None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    """One unwrapped line on stderr (scripts grep it), then exit."""
+    """One unwrapped line on stderr (scripts grep it), then exit; under ``--json`` also
+    ``{"ok": false, "error": …, "exit_code": …}`` on stdout."""
+    message = SECRETS.redact(message)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.params.get("as_json"):
+        click.echo(dumps({"ok": False, "error": message, "exit_code": code}))
     click.secho("error: ", fg="red", err=True, nl=False)
-    click.echo(SECRETS.redact(message), err=True)
+    click.echo(message, err=True)
     sys.exit(code)
 
 
 def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our typed errors into one line on stderr and the right exit code (2 = usage)."""
+    """Turn our typed errors into one line on stderr and the right exit code (2 = usage);
+    Ctrl-C exits 130 saying how to go on (every command resumes where it stopped)."""
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except SyncEngineError as exc:
             fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo(INTERRUPTED, err=True)
+            sys.exit(130)
     return wrapper
+
+
+@contextmanager
+def reading_progress(quiet: bool) -> Iterator[Callable[[str, str, int], None]]:
+    """A transient line per entity on a terminal's stderr while a pull reads it (none when QUIET)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    tasks: dict[tuple[str, str], Any] = {}
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} records"),
+                  TimeElapsedColumn(), console=err_console, transient=True,
+                  disable=quiet or not err_console.is_terminal) as progress:
+        def report(system: str, entity: str, done: int) -> None:
+            if (system, entity) not in tasks:
+                tasks[(system, entity)] = progress.add_task(f"reading {system}:{entity}", total=None)
+            progress.update(tasks[(system, entity)], completed=done)
+
+        yield report
 
 
 def needs_config(func: Callable[..., Any]) -> Callable[..., Any]:

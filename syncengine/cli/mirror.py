@@ -11,7 +11,7 @@ from rich.table import Table
 from ..config import Config
 from ..jsonutil import dumps
 from ..redact import SECRETS
-from .base import console, err_console, handles_errors, needs_config
+from .base import console, handles_errors, needs_config, reading_progress
 
 
 @click.command()
@@ -32,20 +32,9 @@ def pull(config: Config, targets: tuple[str, ...], full: bool, sweep: bool,
       syncengine pull vt:Contacts alfa   # one entity of vt, all of alfa
       syncengine pull vt --full          # re-read everything, sweep deletions
     """
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from ..pull import pull as run_pull
 
-    tasks: dict[tuple[str, str], Any] = {}
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} records"),
-                  TimeElapsedColumn(), console=err_console, transient=True,
-                  disable=as_json or not err_console.is_terminal) as progress:
-        def report(system: str, entity: str, done: int) -> None:
-            key = (system, entity)
-            if key not in tasks:
-                tasks[key] = progress.add_task(f"{system}:{entity}", total=None)
-            progress.update(tasks[key], completed=done)
-
+    with reading_progress(as_json) as report:
         result = run_pull(config, list(targets) or None, full=full, sweep=sweep,
                           allow_mass_delete=allow_mass_delete, progress=report)
     if as_json:

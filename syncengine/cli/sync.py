@@ -1,7 +1,9 @@
 """Two-way sync: ``plan``, ``apply``, ``sync``, ``undo``."""
 from __future__ import annotations
 
+import re
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +13,7 @@ from rich.markup import escape
 from ..config import Config
 from ..errors import UsageError
 from ..jsonutil import dumps
-from .base import console, err_console, handles_errors, needs_config, show_value
+from .base import console, err_console, handles_errors, needs_config, reading_progress, show_value
 
 if TYPE_CHECKING:  # the engine is imported when a command runs: `--help` stays quick
     from ..plan import Plan
@@ -19,12 +21,21 @@ if TYPE_CHECKING:  # the engine is imported when a command runs: `--help` stays 
 
 
 
+def natural(text: str | None) -> tuple[tuple[int, Any], ...]:
+    """A sort key that orders the numbers in ids as numbers: ``12x9`` before ``12x10``."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text or "") if part)
+
+
+_OP_ORDER = {"create": 0, "update": 1, "delete": 2, "link": 3, "unlink": 4, "conflict": 5}
+
+
 def plan_lines(plan: Plan) -> list[str]:
     """The plan as a person reads it: per mapping, every write with its fields before → after."""
     lines: list[str] = []
     for name in plan.mappings:
-        actions = [a for a in plan.actions if a.mapping == name]
-        issues = [i for i in plan.issues if i.mapping == name]
+        actions = sorted((a for a in plan.actions if a.mapping == name),
+                         key=lambda a: (_OP_ORDER.get(a.op, 9), natural(a.left_id or a.right_id or a.remote_id)))
+        issues = sorted((i for i in plan.issues if i.mapping == name), key=lambda i: (i.side, natural(i.remote_id)))
         sides = plan.sides.get(name, {})
         lines.append(f"mapping {name} ({sides.get('left')} ↔ {sides.get('right')})")
         if not actions and not issues:
@@ -62,6 +73,22 @@ def plan_lines(plan: Plan) -> list[str]:
                  (f"; {len(plan.issues)} record(s) parked" if plan.issues else ""))
     lines += [f"note: {n}" for n in plan.notes]
     return lines
+
+
+def summary_lines(plan: Plan) -> list[str]:
+    """One line per mapping: what the sync does (``--verbose`` prints it field by field)."""
+    lines: list[str] = []
+    for name in plan.mappings:
+        sides = plan.sides.get(name, {})
+        actions = [a for a in plan.actions if a.mapping == name]
+        writes = Counter((f"{a.system}:{a.entity}", a.op) for a in actions if a.calls_api)
+        parts = [f"{n} {op} in {target}" for (target, op), n in sorted(writes.items())]
+        counts = {"matched and linked": sum(1 for a in actions if a.op == "link" and a.link_id is None),
+                  "conflict(s)": sum(1 for a in actions if a.op == "conflict"),
+                  "record(s) parked": sum(1 for i in plan.issues if i.mapping == name)}
+        parts += [f"{n} {what}" for what, n in counts.items() if n]
+        lines.append(f"{name} ({sides.get('left')} ↔ {sides.get('right')}): {', '.join(parts) or 'nothing to do'}")
+    return lines + [f"note: {n}" for n in plan.notes]
 
 
 def _print_plan(plan: Plan) -> None:
@@ -148,10 +175,16 @@ def _print_apply(result: Any, as_json: bool) -> None:
             console.print(f"{target}: " + ", ".join(f"{n} {op}" for op, n in ops.items()))
         extra = f", {result.recovered} interrupted write(s) confirmed" if result.recovered else ""
         console.print(f"run {result.run_id}: {result.writes} write(s) in {result.seconds:.1f}s{extra}")
-        for failure in result.failed:
-            err_console.print(f"[red]parked:[/red] {escape(failure['error'])}")
+        _print_parked(result.failed)
     if result.failed:
         sys.exit(1)
+
+
+def _print_parked(failed: list[dict[str, Any]], shown: int = 10) -> None:
+    for failure in failed[:shown]:
+        err_console.print(f"[red]parked:[/red] {escape(failure['error'])}")
+    if len(failed) > shown:
+        err_console.print(f"… and {len(failed) - shown} more parked; `syncengine status` counts them")
 
 
 @click.command("sync")
@@ -160,12 +193,15 @@ def _print_apply(result: Any, as_json: bool) -> None:
 @click.option("--full", is_flag=True, help="Re-read both sides completely first.")
 @click.option("--workers", default=4, show_default=True, help="Concurrent writes per system.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Print the plan field by field, not just a summary.")
 @handles_errors
 @needs_config
-def sync_command(config: Config, name: str | None, dry_run: bool, full: bool, workers: int, as_json: bool) -> None:
+def sync_command(config: Config, name: str | None, dry_run: bool, full: bool, workers: int, as_json: bool,
+                 verbose: bool) -> None:
     """Pull both sides, plan, apply: keep the mapped entities in step.
 
-    NAME is a job or a mapping (default: every mapping in mappings/).
+    NAME is a job or a mapping (default: every mapping in mappings/). Exits 1 when a side could
+    not be read, deletes were held or writes were refused.
 
     \b
     Example:
@@ -175,19 +211,26 @@ def sync_command(config: Config, name: str | None, dry_run: bool, full: bool, wo
     from ..mapping import resolve_names
     from ..sync import run_sync
 
-    result = run_sync(config, resolve_names(config, name), job=name if any(j.name == name for j in config.jobs)
-                      else None, workers=workers, full=full, dry_run=dry_run)
-    if dry_run or (not as_json and not result.plan.empty):
-        if as_json:
-            click.echo(result.plan.to_json().decode())
-            return
-        _print_plan(result.plan)
-    if result.pull is not None and not result.pull.ok:
-        for e in result.pull.entities:
-            if e.status != "ok":
-                err_console.print(f"[red]pull {e.status}:[/red] {escape(e.message or '')}")
-    if result.apply is not None:
-        _print_apply(result.apply, as_json)
+    with reading_progress(as_json) as report:
+        result = run_sync(config, resolve_names(config, name), job=name if any(j.name == name for j in config.jobs)
+                          else None, workers=workers, full=full, dry_run=dry_run, progress=report)
+    if as_json:
+        click.echo(result.plan.to_json().decode() if dry_run else dumps(result.as_dict(), default=str))
+    else:
+        if dry_run or verbose:
+            _print_plan(result.plan)
+        else:
+            for line in summary_lines(result.plan):
+                console.print(escape(line))
+        if result.apply is not None:
+            extra = f", {result.recovered} interrupted write(s) confirmed" if result.recovered else ""
+            console.print(f"run {result.apply.run_id}: {result.apply.writes} write(s) "
+                          f"in {result.apply.seconds:.1f}s{extra}")
+            _print_parked(result.apply.failed)
+        for line in result.failed:
+            err_console.print(f"[red]error:[/red] {escape(line)}")
+    if not result.ok:
+        sys.exit(1)
 
 
 @click.command("undo")

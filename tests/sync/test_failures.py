@@ -6,6 +6,7 @@ import pytest
 
 from syncengine.errors import ConfigError
 from syncengine.scheduler import Daemon
+from syncengine.status import collect as status_collect
 from syncengine.sync import run_sync
 
 
@@ -88,3 +89,25 @@ def test_the_daemon_refuses_to_start_on_a_job_naming_a_missing_mapping(pair, tmp
         Daemon(pair.config)
     assert err.value.key == "jobs.contacts-job.mappings" and "did you mean contacts?" in err.value.reason
     assert not (tmp_path / "mirror.db").exists()
+
+
+def test_a_side_whose_pull_fails_gets_no_writes_and_nothing_parked(pair, monkeypatch):
+    """A wrong vtiger key: the mapping that needs vtiger is left alone, with one line saying why."""
+    ids = [pair.vt_add(lastname=f"Петров{i}", email=f"p{i}@example.com") for i in range(3)]
+    assert run_sync(pair.config).ok
+    for rid in pair.alfa_customers():  # changes that would be written to vtiger
+        pair.alfa_edit(rid, name="Изменено")
+    for i in range(4):
+        pair.alfa_add(name=f"Новый{i}", email=[f"n{i}@example.com"])
+    writes_before = pair.write_requests()
+    monkeypatch.setenv("VT_ACCESS_KEY", "a-wrong-key")
+
+    result = run_sync(pair.config)
+
+    assert not result.ok
+    assert pair.write_requests() == writes_before
+    assert all(c["lastname"].startswith("Петров") for c in pair.vt_contacts().values()) and len(ids) == 3
+    assert status_collect(pair.config)["parked"] == 0
+    [line] = [n for n in result.notes if "contacts" in n and "vt" in n]
+    assert "nothing was written, because vt:Contacts could not be read (vt: login refused" in line, line
+    assert result.failed == [line]

@@ -1,0 +1,80 @@
+"""Issue 14.2: ``sync`` says what happened: exit 1 and the failure in ``--json`` and in the run
+history when a side could not be read or the mass-delete breaker held deletes; Ctrl-C exits 130."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from syncengine.scheduler import Daemon
+from syncengine.status import collect
+from syncengine.sync import run_sync
+
+SYNCENGINE = [sys.executable, "-c", "from syncengine.cli import main; main()"]
+
+
+def syncengine(pair, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*SYNCENGINE, "--config", str(pair.config_path), *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "80", **env})
+
+
+def stage(pair, n: int = 3) -> None:
+    for i in range(n):
+        pair.vt_add(lastname=f"Петров{i}", email=f"p{i}@example.com")
+    assert run_sync(pair.config).ok
+
+
+def test_sync_after_a_failed_pull_exits_1_and_says_so_in_json_and_history(pair):
+    stage(pair)
+    done = syncengine(pair, "sync", "--json", VT_ACCESS_KEY="a-wrong-key")
+    assert done.returncode == 1, done.stderr
+    info = json.loads(done.stdout)
+    assert not info["ok"]
+    [failure] = info["failed"]
+    assert "mapping contacts: nothing was written, because vt:Contacts could not be read" in failure["error"]
+    runs = collect(pair.config, runs=2)["runs"]
+    assert [(r["kind"], r["status"]) for r in runs] == [("sync", "failed"), ("pull", "failed")]
+    assert "vt:Contacts could not be read" in runs[0]["error"]
+
+
+def test_sync_exits_1_when_the_mass_delete_breaker_held_deletes(pair):
+    stage(pair, 6)
+    pair.vt.control_hide_rows(share=0.7, listings=None)
+    done = syncengine(pair, "sync", "--full")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "more than max_delete_share" in done.stderr and "--allow-mass-delete" in done.stderr
+    assert collect(pair.config, runs=1)["runs"][0]["status"] == "failed"
+
+
+def test_a_daemon_job_whose_pull_failed_is_recorded_failed_and_writes_nothing(pair, monkeypatch):
+    stage(pair)
+    for rid in pair.alfa_customers():
+        pair.alfa_edit(rid, name="Изменено")
+    writes = pair.write_requests()
+    monkeypatch.setenv("VT_ACCESS_KEY", "a-wrong-key")
+    daemon = Daemon(pair.config)
+    outcome = daemon.run_job(daemon.jobs[0], scheduled=False)
+    assert outcome.status == "failed" and "login refused" in outcome.error
+    assert pair.write_requests() == writes
+    assert collect(pair.config)["parked"] == 0
+    assert collect(pair.config)["jobs"][0]["last_run"]["status"] == "failed"
+
+
+def test_ctrl_c_exits_130_and_says_how_to_continue(pair):
+    stage(pair)
+    pair.vt_server.faults.latency = 0.3
+    before = pair.vt_server.stats_json()["total"]
+    proc = subprocess.Popen([*SYNCENGINE, "--config", str(pair.config_path), "sync"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        while pair.vt_server.stats_json()["total"] == before and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "interrupted; run it again to continue"
