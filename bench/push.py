@@ -2,11 +2,15 @@
 request budget (``rate_limit``) of 10 requests/s, with 1 and 4 writers: vtiger Contacts → Alfa CRM
 (which allows one request in flight per token, so its writers stay at 1) and Alfa → vtiger.
 
-Prints writes/s and the share of the budget the push used (requests/s ÷ rate_limit). A push that
-keeps its budget busy is as fast as the CRM allows; a larger budget shows what concurrency buys.
+Prints writes/s, requests per write and the share of the budget the push used (requests/s ÷
+rate_limit). A push that keeps its budget busy is as fast as the CRM allows; a larger budget shows
+what concurrency buys. ``--op update`` times updates of linked records instead of creates: each
+update re-reads its target first (one read per chunk of updates), so it costs a little more than
+one request.
 
     python bench/push.py                     # 60 writes at 10 req/s, 200 at 50 req/s, both targets
     python bench/push.py --writes 100 --rate-limit 10 --latency 0.05 --target vt
+    python bench/push.py --op update        # updates of linked records, both targets
 """
 from __future__ import annotations
 
@@ -40,7 +44,8 @@ phone = { left = "phone", right = "phone[0]", normalize = "phone" }
 """
 
 
-def run(writes: int, rate_limit: float, latency: float, workers: int, target: str) -> dict[str, float]:
+def run(writes: int, rate_limit: float, latency: float, workers: int, target: str, op: str = "create"
+        ) -> dict[str, float]:
     os.environ.setdefault("VT_KEY", "bench")
     os.environ.setdefault("ALFA_KEY", "bench")
     vt = emulators.start("vtiger", 0, access_key="bench")
@@ -81,6 +86,17 @@ entities = ["customer"]
         mirror = Mirror(config.mirror_url)
         pull(config, mirror=mirror)
         plan = make_plan(mirror, prepare(config, None, mirror))
+        if op == "update":  # link them all first, then rename every source record
+            apply_plan(config, plan, mirror=mirror, workers=workers)
+            if target == "alfa":
+                for rid in vt.app.live_records("Contacts"):
+                    vt.app.control_edit(rid, {"lastname": f"Renamed{rid}"})
+            else:
+                with alfa.app.lock:
+                    for rid in alfa.app.live_records("customer"):
+                        alfa.app.change("customer", int(rid), {"name": f"Renamed{rid}"})
+            pull(config, mirror=mirror)
+            plan = make_plan(mirror, prepare(config, None, mirror))
         server.faults.latency = latency
         server.reset_stats()
         started = time.monotonic()
@@ -89,6 +105,7 @@ entities = ["customer"]
         requests = server.stats_json()["total"]
         assert result.writes == writes and not result.failed, result.as_dict()
         return {"writes": result.writes, "seconds": seconds, "writes_per_s": result.writes / seconds,
+                "requests_per_write": requests / result.writes,
                 "requests_per_s": requests / seconds, "budget_share": requests / seconds / rate_limit}
     finally:
         vt.stop()
@@ -101,18 +118,20 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=float, default=None)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--target", choices=["alfa", "vt"], nargs="+", default=["alfa", "vt"])
+    parser.add_argument("--op", choices=["create", "update"], default="create")
     args = parser.parse_args()
     cases = [(args.writes or 60, args.rate_limit or 10.0)] if args.rate_limit or args.writes \
         else [(60, 10.0), (200, 50.0)]
-    print(f"{'target':>6} {'budget':>8} {'latency':>8} {'workers':>7} {'writes':>6} {'seconds':>8} {'writes/s':>9} "
-          f"{'req/s':>7} {'budget used':>11}")
+    print(f"{'op':>6} {'target':>6} {'budget':>8} {'latency':>8} {'workers':>7} {'writes':>6} {'seconds':>8} "
+          f"{'writes/s':>9} {'req/write':>9} {'req/s':>7} {'budget used':>11}")
     for target in args.target:
         for writes, rate in cases:
             for workers in (1, 4):
-                r = run(writes, rate, args.latency, workers, target)
-                print(f"{target:>6} {rate:>6g}/s {args.latency * 1000:>6.0f}ms {workers:>7} {r['writes']:>6} "
-                      f"{r['seconds']:>8.2f} {r['writes_per_s']:>9.1f} {r['requests_per_s']:>7.1f} "
-                      f"{r['budget_share']:>10.0%}", flush=True)
+                r = run(writes, rate, args.latency, workers, target, args.op)
+                print(f"{args.op:>6} {target:>6} {rate:>6g}/s {args.latency * 1000:>6.0f}ms {workers:>7} "
+                      f"{r['writes']:>6} {r['seconds']:>8.2f} {r['writes_per_s']:>9.1f} "
+                      f"{r['requests_per_write']:>9.2f} {r['requests_per_s']:>7.1f} {r['budget_share']:>10.0%}",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Open conflicts: list them, and settle one by taking a side or giving a value (the next sync writes it)."""
+"""Open conflicts: list them (each side's value as of the last plan, which refreshes them), and
+settle one by taking a side (its value as it is when the next sync writes it) or giving a value."""
 from __future__ import annotations
 
 from typing import Any, cast
@@ -29,22 +30,22 @@ def conflicts(mirror: Mirror, *, all_states: bool = False) -> list[dict[str, Any
 
 def resolve_conflict(mirror: Mirror, conflict_id: int, *, take: str | None = None, value: Any = None,
                      who: str | None = None) -> dict[str, Any]:
-    """Settle one conflict: the value of a side (``take``) or a given VALUE; the next sync writes it.
-    WHO (the CLI's or the console's user) goes into the audit trail."""
+    """Settle one conflict: a side (``take``: that side's value when the next sync writes it) or a
+    given VALUE. WHO (the CLI's or the console's user) goes into the audit trail."""
     with mirror.engine.begin() as conn:
         row = conn.execute(sa.select(ConflictRow).where(ConflictRow.id == conflict_id)).first()
         if row is None:
             raise UsageError(f"no conflict {conflict_id}; `syncengine conflicts` lists the open ones")
         if row.state not in ("open", "resolved"):
             raise UsageError(f"conflict {conflict_id} is already {row.state}")
-        if take is not None:
+        if take is not None:  # the side's value when the next sync writes it, not the one shown
             value = jsonutil.loads(row.left_value if take == "left" else row.right_value)
         conn.execute(sa.update(ConflictRow).where(ConflictRow.id == conflict_id).values(
-            state="resolved", value=jsonutil.dumps(value), resolved_at=utcnow()))
+            state="resolved", value=jsonutil.dumps(value), take=take, resolved_at=utcnow()))
     if who is not None:
         audit.record(mirror, who, "conflict resolve", f"conflict {conflict_id} ({row.mapping} {row.field})",
                      detail={"take": take or "value", "value": value})
-    return {"id": conflict_id, "field": row.field, "value": value}
+    return {"id": conflict_id, "field": row.field, "value": value, "take": take}
 
 
 def typed_value(text: str) -> Any:

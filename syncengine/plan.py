@@ -1,11 +1,13 @@
 """Plan: what a sync would write, computed from the mirror alone.
 
-Per mapping, every link is diffed three ways: each side's canonical values against the shadow
-(what both agreed on at the last sync). A field changed on one side flows to the other; changed on
-both to different values, the field's conflict policy decides (``left``, ``right``, ``newest``,
+Per mapping, every link is diffed three ways: each side's canonical values against that side's
+*base* (what it held after the last sync: the shadow both agreed on, or what the side stored
+instead when it keeps less than it was sent). A field changed on one side flows to the other;
+changed on both to different values, the field's conflict policy decides (``left``, ``right``, ``newest``,
 or ``manual`` → a conflicts row). Unlinked records are matched on ``match_on`` against the other
 side before anything is created; several candidates is *ambiguous* and nothing is created.
-Deletions follow ``on_delete``.
+Deletions follow ``on_delete``. Apply re-reads each update's target first and skips the write
+if the fields it writes changed since the plan (``stale``); ``sync`` then plans those records again.
 
 A :class:`Plan` is plain data (JSON): ``apply`` carries it out exactly, and refuses it when the
 mirror has moved since (its :func:`fingerprint` differs).
@@ -129,9 +131,18 @@ class Link:
     right_id: str
     state: str
     shadow: dict[str, Any]
+    bases: dict[str, dict[str, Any]] = field(default_factory=dict)  # side -> field -> held value
 
     def id_of(self, side: str) -> str:
         return self.left_id if side == "left" else self.right_id
+
+    def base(self, side: str, name: str) -> Any:
+        """What SIDE held of field NAME after the last sync (``_MISSING``: never synced)."""
+        held = self.bases.get(side, {})
+        return held[name] if name in held else self.shadow.get(name, _MISSING)
+
+    def diverges(self, name: str) -> bool:
+        return any(name in self.bases.get(side, {}) for side in SIDES)
 
 
 def load_side(mirror: Mirror, side: SideRef) -> dict[str, SideRecord]:
@@ -146,7 +157,8 @@ def load_side(mirror: Mirror, side: SideRef) -> dict[str, SideRecord]:
 def load_links(mirror: Mirror, mapping: str) -> list[Link]:
     with mirror.engine.connect() as conn:
         rows = conn.execute(sa.select(LinkRow).where(LinkRow.mapping == mapping).order_by(LinkRow.id)).all()
-    return [Link(r.id, r.left_id, r.right_id, r.state, jsonutil.loads(r.shadow)) for r in rows]
+    return [Link(r.id, r.left_id, r.right_id, r.state, jsonutil.loads(r.shadow), jsonutil.loads(r.bases or "{}"))
+            for r in rows]
 
 
 def ref_resolver(mirror: Mirror, mappings: Iterable[str]) -> RefResolver:
@@ -170,12 +182,13 @@ def fingerprint(mirror: Mirror, mappings: list[Mapping]) -> str:
             for rid, h, deleted in conn.execute(sa.select(r.c.remote_id, r.c.hash, r.c.deleted_at).where(
                     r.c.system == system, r.c.entity == entity).order_by(r.c.remote_id)):
                 digest.update(f"{rid}:{h}:{deleted is not None};".encode())
-        for row in conn.execute(sa.select(LinkRow.id, LinkRow.left_id, LinkRow.right_id, LinkRow.state,
-                                          LinkRow.shadow).where(LinkRow.mapping.in_(names)).order_by(LinkRow.id)):
-            digest.update(jsonutil.dumpb(list(row)))
-        for row in conn.execute(sa.select(ConflictRow.id, ConflictRow.state, ConflictRow.value).where(
-                ConflictRow.mapping.in_(names)).order_by(ConflictRow.id)):
-            digest.update(jsonutil.dumpb(list(row)))
+        links = sa.select(LinkRow.id, LinkRow.left_id, LinkRow.right_id, LinkRow.state, LinkRow.shadow,
+                          LinkRow.bases).where(LinkRow.mapping.in_(names)).order_by(LinkRow.id)
+        conflicts = sa.select(ConflictRow.id, ConflictRow.state, ConflictRow.value, ConflictRow.take).where(
+            ConflictRow.mapping.in_(names)).order_by(ConflictRow.id)
+        for stmt in (links, conflicts):
+            for row in conn.execute(stmt):
+                digest.update(jsonutil.dumpb(list(row)))
     return digest.hexdigest()
 
 
@@ -226,7 +239,7 @@ class MappingPlanner:
     """The actions and issues of one mapping."""
 
     def __init__(self, mirror: Mirror, mapping: Mapping, translator: Translator,
-                 doubtful: set[tuple[str, str, str]] = frozenset()):
+                 doubtful: set[tuple[str, str, str]] | frozenset[tuple[str, str, str]] = frozenset()):
         self.mirror = mirror
         self.mapping = mapping
         self.tr = translator
@@ -262,7 +275,7 @@ class MappingPlanner:
         return f"{self.mapping.name}:{op}:{side}:{left_id or '-'}:{right_id or '-'}"
 
     def run(self) -> None:
-        taken = {side: set() for side in SIDES}
+        taken: dict[str, set[str]] = {side: set() for side in SIDES}
         for link in self.links:
             taken["left"].add(link.left_id)
             taken["right"].add(link.right_id)
@@ -272,13 +285,13 @@ class MappingPlanner:
 
     # -- existing links --------------------------------------------------------------------
     def _link(self, link: Link) -> None:
-        recs = {side: self.records[side].get(link.id_of(side)) for side in SIDES}
-        if any(r is None for r in recs.values()):
+        recs = {side: r for side in SIDES if (r := self.records[side].get(link.id_of(side))) is not None}
+        if len(recs) < len(SIDES):
             return  # not in the mirror (not pulled yet): nothing is known
         alive = {side: not recs[side].deleted for side in SIDES}
         if all(alive.values()):
-            values = {side: self.canonical[side].get(link.id_of(side)) for side in SIDES}
-            if all(v is not None for v in values.values()):  # else: parked for translation
+            values = {side: v for side in SIDES if (v := self.canonical[side].get(link.id_of(side))) is not None}
+            if len(values) == len(SIDES):  # else: parked for translation
                 self._diff(link, values, recs)
             return
         self._deleted(link, alive)
@@ -313,7 +326,7 @@ class MappingPlanner:
         settle: dict[str, Any] = {}
         closes: list[int] = []
         conflicts = {(c.link_id, c.field): c for c in self.conflicts if c.link_id == link.id}
-        times: dict[str, datetime] | None = None
+        times: dict[str, datetime | None] | None = None
         for fm in self.mapping.synced_fields:
             name = fm.name
             left, right = values["left"].get(name), values["right"].get(name)
@@ -322,8 +335,9 @@ class MappingPlanner:
             shadow = link.shadow.get(name, _MISSING)
             open_conflict = conflicts.get((link.id, name))
             if open_conflict is not None:
-                if open_conflict.state == "resolved":
-                    chosen = jsonutil.loads(open_conflict.value)
+                if open_conflict.state == "resolved":  # a side's value as it is now, or a given value
+                    chosen = values[open_conflict.take].get(name) if open_conflict.take \
+                        else jsonutil.loads(open_conflict.value)
                     for side, current in (("left", left), ("right", right)):
                         if current != chosen and fm.flows_to(side):
                             writes[side][name] = chosen
@@ -333,16 +347,21 @@ class MappingPlanner:
                 elif left == right:
                     settle[name] = left
                     closes.append(open_conflict.id)
+                elif [jsonutil.loads(open_conflict.left_value), jsonutil.loads(open_conflict.right_value)] \
+                        != [left, right]:  # still open: it shows each side's current value
+                    self._conflict(link, name, left, right, shadow)
                 continue
             if left == right:
-                if shadow is _MISSING or shadow != left:
+                if shadow is _MISSING or shadow != left or link.diverges(name):
                     settle[name] = left
                 continue
-            if shadow is _MISSING and (left is None or right is None):
+            base = {side: link.base(side, name) for side in SIDES}
+            if base["left"] is _MISSING and base["right"] is _MISSING and (left is None or right is None):
                 winner = "left" if left is not None else "right"  # no base: fill the empty side
             else:
-                changed = {"left": shadow is _MISSING or left != shadow,
-                           "right": shadow is _MISSING or right != shadow}
+                changed = {side: base[side] is _MISSING or values[side].get(name) != base[side] for side in SIDES}
+                if not changed["left"] and not changed["right"]:
+                    continue  # each side holds what it held: a value one side stores shorter is no edit
                 if changed["left"] and not changed["right"]:
                     winner = "left"
                 elif changed["right"] and not changed["left"]:
@@ -355,13 +374,10 @@ class MappingPlanner:
                         if times is None:  # the CRMs' own times when both have one, else when we saw each change
                             own = {s: self.tr.modified_at(s, recs[s].data) for s in SIDES}
                             times = own if all(own.values()) else {s: recs[s].last_changed for s in SIDES}
-                        policy = "right" if times["right"] > times["left"] else "left"
+                        newer = (times["right"] or datetime.min) > (times["left"] or datetime.min)
+                        policy = "right" if newer else "left"
                     if policy == "manual":
-                        self.actions.append(Action(
-                            self._key("conflict", name, link.left_id, link.right_id), self.mapping.name,
-                            "conflict", "both", left_id=link.left_id, right_id=link.right_id, link_id=link.id,
-                            conflict={"field": name, "left": left, "right": right,
-                                      "shadow": None if shadow is _MISSING else shadow}))
+                        self._conflict(link, name, left, right, shadow)
                         continue
                     winner = policy
             target = other(winner)
@@ -376,19 +392,27 @@ class MappingPlanner:
                                        "link", "both", left_id=link.left_id, right_id=link.right_id,
                                        link_id=link.id, settles=settle, closes=closes))
 
+    def _conflict(self, link: Link, name: str, left: Any, right: Any, shadow: Any) -> None:
+        """Open a conflict, or refresh an open one's values to what the sides hold now."""
+        self.actions.append(Action(
+            self._key("conflict", name, link.left_id, link.right_id), self.mapping.name,
+            "conflict", "both", left_id=link.left_id, right_id=link.right_id, link_id=link.id,
+            conflict={"field": name, "left": left, "right": right, "shadow": None if shadow is _MISSING else shadow}))
+
     def _rerender(self, writes: dict[str, dict[str, Any]], values: dict[str, dict[str, Any]],
                   recs: dict[str, SideRecord], settle: dict[str, Any]) -> None:
         """A template whose source record is being written renders from the record as it will be,
         so the same run writes its new value too (no second pass to converge)."""
         for fm in self.mapping.synced_fields:
-            if fm.template is None or not writes[fm.source]:
+            source = fm.source
+            if source is None or not writes[source]:
                 continue
-            target = other(fm.source)
+            target = other(source)
             try:
-                raw = self.tr.to_raw(fm.source, writes[fm.source], recs[fm.source].data)
+                raw = self.tr.to_raw(source, writes[source], recs[source].data)
             except TranslationError:
                 continue
-            rendered = self.tr.render(fm, {**recs[fm.source].data, **raw})
+            rendered = self.tr.render(fm, {**recs[source].data, **raw})
             writes[target].pop(fm.name, None)
             settle.pop(fm.name, None)
             if rendered != values[target].get(fm.name):
@@ -404,7 +428,7 @@ class MappingPlanner:
         try:
             payload = self.tr.to_raw(side, new, data)
         except TranslationError as exc:
-            self._issue(side, left_id if side == "left" else right_id, "translation", str(exc))
+            self._issue(side, (left_id if side == "left" else right_id) or "", "translation", str(exc))
             return
         self.actions.append(Action(
             self._key("update", side, left_id, right_id), self.mapping.name, "update", side,
@@ -437,7 +461,12 @@ class MappingPlanner:
                 candidates = by_key[target].get(key, []) if key is not None else []
                 peers = [r for r in by_key[side].get(key, []) if r in free_set[side]] if key is not None else [rid]
                 if not candidates:
-                    if m.creates_on(target):
+                    if m.creates_on(target) and len(peers) > 1:  # two creates recovery could not tell apart
+                        self._issue(side, rid, "ambiguous",
+                                    f"{', '.join(m.match_on)} {'/'.join(map(str, key or ()))} is shared by "
+                                    f"{len(peers)} {m.side(side)} records and matches none in {m.side(target)}; "
+                                    "nothing created. Fix the duplicates or give each its own value")
+                    elif m.creates_on(target):
                         self._create(side, rid, values)
                     continue
                 if len(candidates) == 1 and len(peers) == 1 and candidates[0] in free_set[target]:
@@ -448,7 +477,7 @@ class MappingPlanner:
                     f"{c}{' (linked)' if c not in free_set[target] else ''}" for c in sorted(candidates)[:5])
                 more = f" and {len(peers) - 1} more {m.side(side)} record(s) share it" if len(peers) > 1 else ""
                 self._issue(side, rid, "ambiguous",
-                            f"{', '.join(m.match_on)} {'/'.join(map(str, key))} matches {m.side(target)} "
+                            f"{', '.join(m.match_on)} {'/'.join(map(str, key or ()))} matches {m.side(target)} "
                             f"{described}{more}; nothing created. Link by hand or fix the duplicates")
 
     def _match(self, left_id: str, right_id: str) -> None:
@@ -480,9 +509,12 @@ class MappingPlanner:
         except TranslationError as exc:
             self._issue(source, rid, "translation", str(exc))
             return
-        for fm in m.synced_fields:  # a template read from the new record: its value is known now
+        born_here = []  # a template read from the new record: its value is known now, and the
+        for fm in m.synced_fields:  # record it is written to is this source record
             if fm.template is not None and fm.source == target:
                 settles[fm.name] = self.tr.render(fm, payload)
+                if fm.flows_to(source) and settles[fm.name] != values.get(fm.name):
+                    born_here.append(fm.name)
         left_id, right_id = (rid, None) if source == "left" else (None, rid)
         key = self.tr.match_key(values)
         match = None
@@ -495,3 +527,6 @@ class MappingPlanner:
             self._key("create", target, left_id, right_id), m.name, "create", target, side_ref.system,
             side_ref.entity, left_id=left_id, right_id=right_id, values=payload, settles=settles, match=match,
             changes={f: [None, v] for f, v in new.items()}))
+        if born_here:
+            self._update(None, source, {name: settles[name] for name in born_here}, values,
+                         self.records[source][rid].data, left_id=left_id, right_id=right_id)

@@ -1,4 +1,4 @@
-"""Push: carry out a plan through the connectors, crash-safely.
+"""Push: carry out a plan through the connectors, crash-safely, never over an edit it has not seen.
 
 Every write goes through the ``outbox``: all of a plan's writes are recorded (``pending``) before
 the first API call, each is marked ``sent`` just before its call and ``done`` after it, together
@@ -6,7 +6,14 @@ with the returned record (written to the mirror through the normal writer, so th
 our own write is a no-op) and the link's new shadow. A crash leaves at most the in-flight writes
 ``sent``; the next apply finds out whether each happened — a create by looking the record up on
 the target (``connector.search`` on the ``match_on`` values, else the mirror after a pull) — and
-never creates it twice. Updates are idempotent and deletes treat "already gone" as done.
+never creates it twice, and adopts a found record only when it carries what that create wrote.
+Updates are idempotent and deletes treat "already gone" as done.
+
+Before an update the target record is read again (a batch per chunk of updates): if a field the
+update writes no longer holds what the plan saw, the write is not sent (``stale``), the fresh
+record goes to the mirror and ``sync`` plans it again. After a write, what the target *returned* is
+compared with what was sent: a field it stored differently (cut, rounded) becomes that side's base
+on the link, reported once as a notice, and is never sent back.
 
 Writes to one system run on a small thread pool; the system's ``RequestBudget`` (``rate_limit``)
 paces them. A write the CRM refuses is ``failed``, its record *parked* with the error, and the
@@ -30,16 +37,18 @@ from . import jsonutil
 from .config import Config
 from .connectors import Connector, connect
 from .errors import ConnectorError, TransientError, Unsupported, UsageError
-from .mapping import Mapping, TranslationError, Translator, other, prepare
+from .mapping import Mapping, Pending, TranslationError, Translator, other, prepare
 from .mirror import EntityOptions, EntityWriter, Locks, Mirror
 from .mirror.models import ConflictRow, LinkRow, OutboxRow, ParkedRow, utcnow
 from .parked import ignored_records
 from .plan import Plan, fingerprint, ref_resolver
+from .pull import pull
 from .types import EntitySchema
 
 log = logging.getLogger("syncengine.push")
 
 DEFAULT_WORKERS = 4
+UPDATE_CHUNK = 25  # updates re-read in one request before they are written
 OUT = cast(sa.Table, OutboxRow.__table__)
 L = cast(sa.Table, LinkRow.__table__)
 
@@ -50,6 +59,8 @@ class ApplyResult:
     plan_id: str
     done: Counter = field(default_factory=Counter)      # ("vt:Contacts", "create") -> n
     failed: list[dict[str, Any]] = field(default_factory=list)
+    stale: list[dict[str, Any]] = field(default_factory=list)   # not sent: the target changed since the plan
+    notices: list[str] = field(default_factory=list)            # lossy fields: stored other than sent
     recovered: int = 0
     skipped: int = 0
     requests: dict[str, int] = field(default_factory=dict)
@@ -61,15 +72,27 @@ class ApplyResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.stale
+
+    def absorb(self, later: ApplyResult) -> None:
+        """Fold in the apply of a re-plan: its writes add up, its stale writes replace ours."""
+        self.done.update(later.done)
+        self.failed += later.failed
+        self.stale = later.stale
+        self.notices += later.notices
+        self.recovered += later.recovered
+        self.skipped += later.skipped
+        for system, n in later.requests.items():
+            self.requests[system] = self.requests.get(system, 0) + n
+        self.seconds += later.seconds
 
     def as_dict(self) -> dict[str, Any]:
         writes: dict[str, dict[str, int]] = {}
         for (target, op), n in sorted(self.done.items()):
             writes.setdefault(target, {})[op] = n
         return {"run": self.run_id, "plan": self.plan_id, "writes": writes, "failed": self.failed,
-                "recovered": self.recovered, "skipped": self.skipped, "requests": self.requests,
-                "seconds": round(self.seconds, 3)}
+                "stale": self.stale, "notices": self.notices, "recovered": self.recovered,
+                "skipped": self.skipped, "requests": self.requests, "seconds": round(self.seconds, 3)}
 
 
 class Pusher:
@@ -85,6 +108,8 @@ class Pusher:
         self.schemas: dict[str, dict[str, EntitySchema]] = {}
         self.connectors: dict[str, Connector] = {}
         self.writers: dict[tuple[str, str], EntityWriter] = {}
+        self.translators: dict[str, Translator] = {}
+        self.refreshed: set[str] = set()   # targets pulled by this recovery
         self.should_stop: Callable[[], bool] | None = None
         for mapping, schemas in prepared:
             self._add(mapping, schemas)
@@ -99,9 +124,14 @@ class Pusher:
                 self._add(mapping, schemas)
         return self.mappings[name]
 
-    def translator(self, name: str) -> Translator:
+    def translator(self, name: str, *, fresh: bool = False) -> Translator:
+        """The mapping's translator; ``fresh``: with the links as they are now (recovery, undo)."""
         mapping = self.mapping(name)
-        return Translator(mapping, self.schemas[name], ref_resolver(self.mirror, mapping.refs))
+        with self.lock:
+            if fresh or name not in self.translators:
+                refs = ref_resolver(self.mirror, mapping.refs)
+                self.translators[name] = Translator(mapping, self.schemas[name], refs)
+            return self.translators[name]
 
     def connector(self, system: str) -> Connector:
         with self.lock:
@@ -126,8 +156,30 @@ class Pusher:
             connector.close()
 
     # -- one write -------------------------------------------------------------------------
-    def execute(self, row: dict[str, Any], result: ApplyResult) -> None:
-        """Mark SENT, call the API, record the outcome; a refusal parks the record."""
+    def execute_all(self, rows: list[dict[str, Any]], result: ApplyResult) -> None:
+        """ROWS in order; updates (one entity's) re-read their targets first, in one request."""
+        if self.should_stop is not None and self.should_stop():
+            with self.lock:
+                result.skipped += len(rows)  # left pending: the next run's plan supersedes them
+            return
+        current: dict[str, dict[str, Any]] | None = None
+        updates = [r for r in rows if r["op"] == "update"]
+        if updates:
+            try:
+                found = self.connector(updates[0]["system"]).fetch(updates[0]["entity"],
+                                                                   [r["remote_id"] for r in updates])
+            except ConnectorError as exc:
+                for row in updates:
+                    self.failed(row, exc, result)
+                return
+            current = {str(r["id"]): r for r in found}
+        for row in rows:
+            self.execute(row, result, current)
+
+    def execute(self, row: dict[str, Any], result: ApplyResult,
+                current: dict[str, dict[str, Any]] | None = None) -> None:
+        """Mark SENT, call the API, record the outcome; a refusal parks the record. An update whose
+        target (CURRENT: re-read records by id) changed since the plan is not sent."""
         op, system, entity = row["op"], row["system"], row["entity"]
         if self.should_stop is not None and self.should_stop():
             with self.lock:
@@ -138,6 +190,11 @@ class Pusher:
             with self.lock:
                 result.skipped += 1
             return
+        if op == "update" and current is not None:
+            changed = self._changed_since_plan(row, current.get(str(row["remote_id"])))
+            if changed:
+                self._stale(row, current.get(str(row["remote_id"])), changed, result)
+                return
         self._set_state(row["id"], "sent", attempts=row["attempts"] + 1)
         connector = self.connector(system)
         payload = jsonutil.loads(row["payload"])
@@ -158,14 +215,66 @@ class Pusher:
         except ConnectorError as exc:
             self.failed(row, exc, result)
             return
-        self.done(row, record)
+        notices = self.done(row, record)
         with self.lock:
             result.done[(f"{system}:{entity}", op)] += 1
+            result.notices += notices
 
-    def done(self, row: dict[str, Any], record: dict[str, Any] | None) -> None:
-        """The write happened: mirror the returned record, move the link's shadow, close the row."""
+    def _changed_since_plan(self, row: dict[str, Any], record: dict[str, Any] | None) -> str | None:
+        """How the target's current values of the fields written differ from what the plan saw."""
+        if record is None:
+            return "the record is gone"
+        if not row["expected"]:
+            return None  # written by an older version: no expectation kept
+        expected = jsonutil.loads(row["expected"])
+        try:
+            now = self.translator(row["mapping"]).canonical(row["side"], record)
+        except TranslationError as exc:
+            return str(exc)
+        differ = [f"{name} is now {jsonutil.dumps(now.get(name))} (the plan saw {jsonutil.dumps(value)})"
+                  for name, value in expected.items() if now.get(name) != value]
+        before = jsonutil.loads(row["before"] or "{}")  # a list is rewritten whole: its other elements too
+        differ += [f"{key} is now {jsonutil.dumps(record.get(key))}" for key, value in before.items()
+                   if isinstance(value, list) and record.get(key) != value]
+        return "; ".join(differ) or None
+
+    def _stale(self, row: dict[str, Any], record: dict[str, Any] | None, changed: str, result: ApplyResult) -> None:
+        """Not sent: the mirror takes what the target holds now, so the next plan starts from it."""
+        what = f"update of {row['system']}:{row['entity']} {row['remote_id']}"
+        message = f"{what} not sent, changed since the plan: {changed}"
+        log.warning("%s", message)
+        writer = self.writer(row["mapping"], row["side"])
+        with self.lock:
+            if record is not None:
+                writer.apply([record])
+            else:
+                writer.apply([], [row["remote_id"]])
+            result.stale.append({"key": row["key"], "error": message})
+        self._set_state(row["id"], "stale", error=message)
+
+    def _stored(self, row: dict[str, Any], record: dict[str, Any], settles: dict[str, Any]) -> dict[str, Any]:
+        """The canonical values the target holds of the fields written, as its answer shows them."""
+        mapping, side = self.mapping(row["mapping"]), row["side"]
+        try:
+            canon = self.translator(row["mapping"]).canonical(side, record)
+        except TranslationError:
+            return {}
+        out = {}
+        for name in settles:
+            fm = mapping.fields[name]
+            path = fm.paths.get(side)
+            carried = fm.source == side if fm.template is not None and path is None else \
+                path is not None and path.key in record
+            if carried and name in canon and not isinstance(canon[name], Pending):
+                out[name] = canon[name]
+        return out
+
+    def done(self, row: dict[str, Any], record: dict[str, Any] | None) -> list[str]:
+        """The write happened: mirror the returned record, move the link's shadow and the written
+        side's base, close the row. Returns the notices of fields stored other than sent."""
         op, mapping, side = row["op"], row["mapping"], row["side"]
         settles = jsonutil.loads(row["settles"])
+        stored = self._stored(row, record, settles) if record is not None else {}
         writer = self.writer(mapping, side)
         now = utcnow()
         with self.lock:
@@ -177,11 +286,16 @@ class Pusher:
             ids = {"left": row["left_id"], "right": row["right_id"]}
             ids[side] = remote_id
             shadow_before = None
+            lossy = {name: value for name, value in stored.items() if value != settles[name]}
+            notices = [f"{mapping}: {row['system']}:{row['entity']} {remote_id} stored {name} as "
+                       f"{jsonutil.dumps(value)}, not the {jsonutil.dumps(settles[name])} it was sent; kept as "
+                       "that side's base and not sent back" for name, value in lossy.items()]
             with self.mirror.engine.begin() as conn:
                 link = find_link(conn, mapping, ids["left"], ids["right"])
                 if op == "create" and link is None:
                     conn.execute(sa.insert(L).values(mapping=mapping, left_id=ids["left"], right_id=ids["right"],
                                                      state="active", shadow=jsonutil.dumps(settles),
+                                                     bases=settled_bases(None, settles, {side: lossy}),
                                                      created_at=now, updated_at=now))
                 elif link is not None:
                     shadow_before = link.shadow
@@ -190,16 +304,21 @@ class Pusher:
                         values["state"] = "deleted"
                     else:
                         values["shadow"] = jsonutil.dumps({**jsonutil.loads(link.shadow), **settles})
+                        values["bases"] = settled_bases(link.bases, settles, {side: lossy})
                     conn.execute(sa.update(L).where(L.c.id == link.id).values(**values))
                 conn.execute(sa.update(OUT).where(OUT.c.key == row["key"], OUT.c.state == "failed").values(
                     state="retried", updated_at=now))
                 conn.execute(sa.update(OUT).where(OUT.c.id == row["id"]).values(
                     state="done", remote_id=remote_id, left_id=ids["left"], right_id=ids["right"],
-                    shadow_before=shadow_before, error=None, updated_at=now))
+                    shadow_before=shadow_before, stored=jsonutil.dumps(stored) if stored else None, error=None,
+                    updated_at=now))
                 conn.execute(sa.delete(ParkedRow).where(
                     ParkedRow.mapping == mapping,
                     sa.or_(sa.and_(ParkedRow.side == side, ParkedRow.remote_id == remote_id),
                            sa.and_(ParkedRow.side == other(side), ParkedRow.remote_id == ids[other(side)]))))
+        for notice in notices:
+            log.warning("%s", notice)
+        return notices
 
     def failed(self, row: dict[str, Any], exc: ConnectorError, result: ApplyResult, *,
                state: str = "failed") -> None:
@@ -259,9 +378,11 @@ class Pusher:
         return adopted
 
     def find_created(self, row: dict[str, Any]) -> dict[str, Any] | None:
-        """The record a ``sent`` create made, if it exists: by match_on on the CRM, else in the mirror."""
+        """The record a ``sent`` create made, if it exists: searched on the CRM by match_on, else
+        read from the mirror once a pull has refreshed it. Only a record carrying every value the
+        create wrote is ours: another with the same key is someone else's."""
         mapping, side = row["mapping"], row["side"]
-        tr = self.translator(mapping)
+        tr = self.translator(mapping, fresh=True)
         ref = self.mapping(mapping).side(side)
         match = jsonutil.loads(row["match"]) if row["match"] else None
         settles = jsonutil.loads(row["settles"])
@@ -272,6 +393,7 @@ class Pusher:
             except Unsupported as exc:  # a failed search raises: the row stays sent, asked again next run
                 log.info("%s cannot search (%s); looking in the mirror", ref, exc)
         if candidates is None:
+            self._refresh(str(ref))
             candidates = self.mirror.records(ref.system, ref.entity).values()
         column = L.c.left_id if side == "left" else L.c.right_id
         with self.mirror.engine.connect() as conn:
@@ -279,12 +401,22 @@ class Pusher:
         for candidate in sorted(candidates, key=lambda r: str(r["id"])):
             if str(candidate["id"]) in linked:
                 continue
-            canon = tr.canonical(side, candidate)
-            if match and list(tr.match_key(canon) or ()) == match["key"]:
-                return candidate
-            if not match and all(canon.get(f) == v for f, v in settles.items()):
+            if match and list(tr.match_key(tr.canonical(side, candidate)) or ()) != match["key"]:
+                continue
+            held = self._stored(row, candidate, settles)
+            if held and all(_may_hold(settles[name], value) for name, value in held.items()):
                 return candidate
         return None
+
+    def _refresh(self, target: str) -> None:
+        """Pull TARGET before its mirror answers "was it created?" (a plan's records may be old);
+        once per recovery. A failed pull raises: the create stays ``sent``, checked next run."""
+        if target in self.refreshed:
+            return
+        result = pull(self.config, [target], mirror=self.mirror)
+        if not result.ok:
+            raise TransientError(f"{target} could not be read to check an unconfirmed create")
+        self.refreshed.add(target)
 
 
 # -- apply ---------------------------------------------------------------------------------
@@ -361,6 +493,8 @@ def _record_outbox(mirror: Mirror, plan: Plan, run_id: int) -> None:
                  "left_id": a.left_id, "right_id": a.right_id, "payload": jsonutil.dumps(a.values),
                  "settles": jsonutil.dumps(a.settles), "match": jsonutil.dumps(a.match) if a.match else None,
                  "before": jsonutil.dumps(a.before), "shadow_before": None, "state": "pending", "attempts": 0,
+                 "expected": jsonutil.dumps({f: c[0] for f, c in a.changes.items()}) if a.op == "update" else None,
+                 "stored": None,
                  "error": None, "created_at": now, "updated_at": now}
                 for a in plan.writes() if a.key not in known]
         if rows:
@@ -390,7 +524,8 @@ def _apply_state_actions(mirror: Mirror, plan: Plan) -> None:
                                     "updated_at": now})
                 elif a.settles:
                     shadow = {**jsonutil.loads(link.shadow), **a.settles}
-                    shadows.append({"b_id": link.id, "b_shadow": jsonutil.dumps(shadow)})
+                    shadows.append({"b_id": link.id, "b_shadow": jsonutil.dumps(shadow),
+                                    "b_bases": settled_bases(link.bases, a.settles, {})})
                 closes += a.closes
             elif a.op == "unlink" and link is not None:
                 states.append({"b_id": link.id, "b_state": a.state})
@@ -398,7 +533,7 @@ def _apply_state_actions(mirror: Mirror, plan: Plan) -> None:
             conn.execute(sa.insert(L), inserts)
         if shadows:
             conn.execute(sa.update(L).where(L.c.id == sa.bindparam("b_id")).values(
-                shadow=sa.bindparam("b_shadow"), updated_at=now), shadows)
+                shadow=sa.bindparam("b_shadow"), bases=sa.bindparam("b_bases"), updated_at=now), shadows)
         if states:
             conn.execute(sa.update(L).where(L.c.id == sa.bindparam("b_id")).values(
                 state=sa.bindparam("b_state"), updated_at=now), states)
@@ -411,10 +546,15 @@ def _apply_state_actions(mirror: Mirror, plan: Plan) -> None:
                 continue
             link = find_link(conn, a.mapping, a.left_id, a.right_id)
             c = a.conflict or {}
-            exists = link is None or conn.execute(sa.select(ConflictRow.id).where(
+            if link is None:
+                continue
+            exists = conn.execute(sa.select(ConflictRow.id, ConflictRow.state).where(
                 ConflictRow.mapping == a.mapping, ConflictRow.link_id == link.id,
                 ConflictRow.field == c["field"], ConflictRow.state.in_(("open", "resolved")))).first()
-            if not exists:
+            if exists is not None and exists.state == "open":  # refreshed: each side's current value
+                conn.execute(sa.update(ConflictRow).where(ConflictRow.id == exists.id).values(
+                    left_value=jsonutil.dumps(c["left"]), right_value=jsonutil.dumps(c["right"])))
+            elif exists is None:
                 conn.execute(sa.insert(ConflictRow).values(
                     mapping=a.mapping, link_id=link.id, field=c["field"], left_value=jsonutil.dumps(c["left"]),
                     right_value=jsonutil.dumps(c["right"]), shadow_value=jsonutil.dumps(c["shadow"]), state="open",
@@ -422,15 +562,26 @@ def _apply_state_actions(mirror: Mirror, plan: Plan) -> None:
 
 
 def _run_concurrently(pusher: Pusher, rows: list[dict[str, Any]], result: ApplyResult) -> None:
-    """One small pool per target system; the systems run side by side."""
+    """One small pool per target system; the systems run side by side. Updates go in chunks of
+    one entity, each re-reading its targets in one request before writing them."""
     by_system: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_system.setdefault(row["system"], []).append(row)
-    pools = {system: ThreadPoolExecutor(min(pusher.workers, pusher.connector(system).max_concurrency or pusher.workers),
-                                        thread_name_prefix=f"push-{system}")
-             for system in by_system}
+    workers = {system: min(pusher.workers, pusher.connector(system).max_concurrency or pusher.workers)
+               for system in by_system}
+    pools = {system: ThreadPoolExecutor(n, thread_name_prefix=f"push-{system}") for system, n in workers.items()}
+    tasks: list[list[dict[str, Any]]] = []
+    updates: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["op"] == "update":
+            updates.setdefault((row["system"], row["entity"]), []).append(row)
+        else:
+            tasks.append([row])
+    for (system, _), group in updates.items():
+        size = max(1, min(UPDATE_CHUNK, -(-len(group) // workers[system])))
+        tasks += [group[i:i + size] for i in range(0, len(group), size)]
     try:
-        futures = [pools[row["system"]].submit(pusher.execute, row, result) for row in rows]
+        futures = [pools[task[0]["system"]].submit(pusher.execute_all, task, result) for task in tasks]
         for future in futures:
             future.result()
     finally:
@@ -468,6 +619,30 @@ def park(conn: sa.Connection, mapping: str, side: str, remote_id: str, kind: str
     if not updated:
         conn.execute(sa.insert(ParkedRow).values(mapping=mapping, side=side, remote_id=remote_id, kind=kind,
                                                  error=error, attempts=1, first_seen=now, last_seen=now))
+
+
+def _may_hold(sent: Any, held: Any) -> bool:
+    """Could a CRM that was sent SENT hold HELD? Equal, cut to a column, or kept to the minute."""
+    if held == sent:
+        return True
+    if not isinstance(sent, str) or not isinstance(held, str) or not held:
+        return False
+    if sent.startswith(held):
+        return True
+    return len(sent) == len(held) == 20 and sent.endswith("Z") and sent[:16] == held[:16] and held[16:] == ":00Z"
+
+
+def settled_bases(current: str | None, settles: dict[str, Any], held: dict[str, dict[str, Any]]) -> str | None:
+    """A link's bases once SETTLES are agreed: their old entries go, HELD (side -> field -> the
+    value that side stored instead) is kept. None when every side holds the shadow."""
+    bases: dict[str, dict[str, Any]] = jsonutil.loads(current) if current else {}
+    for values in bases.values():
+        for name in settles:
+            values.pop(name, None)
+    for side, values in held.items():
+        bases.setdefault(side, {}).update(values)
+    bases = {side: values for side, values in bases.items() if values}
+    return jsonutil.dumps(bases) if bases else None
 
 
 def find_link(conn: sa.Connection, mapping: str, left_id: str | None, right_id: str | None) -> Any:

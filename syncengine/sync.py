@@ -1,6 +1,8 @@
 """``run_sync``: pull both sides of the mappings, settle interrupted writes, plan, apply.
 
 Used by ``syncengine sync``, and meant for the daemon and ``migrate``: one call, one result.
+Writes apply skipped because their target changed since the plan are planned again once, from
+what the targets hold now.
 """
 from __future__ import annotations
 
@@ -96,6 +98,11 @@ def run_sync(config: Config, names: Iterable[str] | None = None, *, mirror: Mirr
             result.apply = apply_plan(config, plan, mirror=mirror, workers=workers, job=job, check=False,
                                       prepared=prepared, should_stop=should_stop, locked=True)
             result.run_id = result.apply.run_id
+            if result.apply.stale:  # targets changed under the plan: the mirror has them now, plan them again
+                again = make_plan(mirror, prepared)
+                result.apply.absorb(apply_plan(config, again, mirror=mirror, workers=workers, job=job, check=False,
+                                               prepared=prepared, should_stop=should_stop, locked=True))
+                result.notes += again.notes
     if failed:  # the history says what the exit code says
         if result.run_id is None:
             result.run_id = mirror.start_run("sync", " ".join(sorted(skipped)), job)

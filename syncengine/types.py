@@ -77,6 +77,7 @@ class EntitySchema:
     label: str = ""
     timezone: str = "UTC"              # the zone of the CRM's naive datetime strings
     modified_field: str | None = None  # the field holding the record's last change time
+    html_encoded: bool = False         # text is stored HTML-encoded (vtiger's family): decoded when read
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)

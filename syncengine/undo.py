@@ -12,7 +12,7 @@ from .config import Config
 from .errors import ConnectorError, NotFound, UsageError
 from .mirror import Mirror
 from .mirror.models import LinkRow, OutboxRow, RunRow, utcnow
-from .push import Pusher, find_link
+from .push import Pusher, find_link, settled_bases
 
 OUT = cast(sa.Table, OutboxRow.__table__)
 L = cast(sa.Table, LinkRow.__table__)
@@ -23,11 +23,13 @@ class UndoResult:
     run_id: int
     restored: list[str] = field(default_factory=list)
     not_restored: list[str] = field(default_factory=list)
+    left_alone: list[str] = field(default_factory=list)  # fields changed since that run: not put back
 
 
 def undo(config: Config, run_id: int, *, mirror: Mirror | None = None) -> UndoResult:
     """Put back what sync run RUN_ID wrote: updates get their previous values, creates are deleted;
-    deletes are reported (no CRM API we serve restores a deleted record)."""
+    deletes are reported (no CRM API we serve restores a deleted record). A field whose current
+    value is no longer what that run wrote was changed since by someone: it is left alone, listed."""
     mirror = mirror or Mirror(config.mirror_url)
     with mirror.engine.connect() as conn:
         run = conn.execute(sa.select(RunRow).where(RunRow.id == run_id)).first()
@@ -42,26 +44,46 @@ def undo(config: Config, run_id: int, *, mirror: Mirror | None = None) -> UndoRe
         for row in rows:
             what = f"{row['op']} of {row['system']}:{row['entity']} {row['remote_id']}"
             try:
-                _undo_one(pusher, row)
+                left_alone = _undo_one(pusher, row)
             except (ConnectorError, UsageError) as exc:
                 result.not_restored.append(f"{what}: {exc}")
                 continue
             except _CannotUndo as exc:
                 result.not_restored.append(f"{what}: {exc}")
                 continue
+            result.left_alone += [f"{what}: {line}" for line in left_alone]
             result.restored.append(what)
     finally:
         pusher.close()
-        mirror.finish_run(undo_run, "ok" if not result.not_restored else "warning",
-                          {"restored": len(result.restored), "not_restored": result.not_restored})
+        mirror.finish_run(undo_run, "ok" if not result.not_restored and not result.left_alone else "warning",
+                          {"restored": len(result.restored), "not_restored": result.not_restored,
+                           "left_alone": result.left_alone})
     return result
+
+
+def _partial(pusher: Pusher, row: dict[str, Any], back: list[str], before: dict[str, Any],
+             current: dict[str, Any]) -> dict[str, Any]:
+    """The raw values that put back only BACK: a plain field's old raw value, a list element or a
+    template from the canonical value the plan saw (the list's other elements as they are now)."""
+    fields = pusher.mapping(row["mapping"]).fields
+    expected = jsonutil.loads(row["expected"])
+    payload: dict[str, Any] = {}
+    for name in back:
+        path = fields[name].paths.get(row["side"])
+        if path is not None and path.index is None and path.key in before:
+            payload[path.key] = before[path.key]
+        else:
+            payload.update(pusher.translator(row["mapping"]).to_raw(row["side"], {name: expected.get(name)},
+                                                                    {**current, **payload}))
+    return payload
 
 
 class _CannotUndo(Exception):
     pass
 
 
-def _undo_one(pusher: Pusher, row: dict[str, Any]) -> None:
+def _undo_one(pusher: Pusher, row: dict[str, Any]) -> list[str]:
+    """Undo one write; returns the fields left alone because they changed since."""
     connector = pusher.connector(row["system"])
     writer = pusher.writer(row["mapping"], row["side"])
     now = utcnow()
@@ -77,9 +99,25 @@ def _undo_one(pusher: Pusher, row: dict[str, Any]) -> None:
                 conn.execute(sa.delete(L).where(L.c.mapping == row["mapping"], L.c.left_id == row["left_id"],
                                                 L.c.right_id == row["right_id"]))
                 conn.execute(sa.update(OUT).where(OUT.c.id == row["id"]).values(state="undone", updated_at=now))
-        return
+        return []
+    found = connector.fetch(row["entity"], [row["remote_id"]])
+    if not found:
+        raise _CannotUndo("the record is gone")
+    current = pusher.translator(row["mapping"], fresh=True).canonical(row["side"], found[0])
+    wrote = {**jsonutil.loads(row["settles"]), **jsonutil.loads(row["stored"] or "{}")}
+    changed = {name: value for name, value in wrote.items() if current.get(name) != value}
+    left_alone = [f"{name} left alone: it is {jsonutil.dumps(current.get(name))} now, that run wrote "
+                  f"{jsonutil.dumps(value)}" for name, value in changed.items()]
+    back = [name for name in wrote if name not in changed]
+    if not back:
+        raise _CannotUndo("; ".join(left_alone))
     before = jsonutil.loads(row["before"] or "{}")
-    record = connector.update(row["entity"], row["remote_id"], before)
+    payload = before  # the raw values as they were, byte for byte
+    if changed:
+        if not row["expected"]:  # written before expectations were kept: all or nothing
+            raise _CannotUndo("; ".join(left_alone))
+        payload = _partial(pusher, row, back, before, found[0])
+    record = connector.update(row["entity"], row["remote_id"], payload)
     with pusher.lock:
         writer.apply([record])
         with pusher.mirror.engine.begin() as conn:
@@ -87,11 +125,13 @@ def _undo_one(pusher: Pusher, row: dict[str, Any]) -> None:
             if link is not None and row["shadow_before"] is not None:
                 shadow = jsonutil.loads(link.shadow)
                 previous = jsonutil.loads(row["shadow_before"])
-                for name in jsonutil.loads(row["settles"]):
+                for name in back:
                     if name in previous:
                         shadow[name] = previous[name]
                     else:
                         shadow.pop(name, None)
-                conn.execute(sa.update(L).where(L.c.id == link.id).values(shadow=jsonutil.dumps(shadow),
-                                                                         updated_at=now))
+                conn.execute(sa.update(L).where(L.c.id == link.id).values(
+                    shadow=jsonutil.dumps(shadow), bases=settled_bases(link.bases, dict.fromkeys(back), {}),
+                    updated_at=now))
             conn.execute(sa.update(OUT).where(OUT.c.id == row["id"]).values(state="undone", updated_at=now))
+    return left_alone

@@ -176,8 +176,17 @@ def _print_apply(result: Any, as_json: bool) -> None:
         extra = f", {result.recovered} interrupted write(s) confirmed" if result.recovered else ""
         console.print(f"run {result.run_id}: {result.writes} write(s) in {result.seconds:.1f}s{extra}")
         _print_parked(result.failed)
-    if result.failed:
+        _print_not_sent(result)
+    if result.failed or result.stale:
         sys.exit(1)
+
+
+def _print_not_sent(result: Any) -> None:
+    """Writes skipped because their target changed since the plan; fields stored other than sent."""
+    for stale in result.stale:
+        err_console.print(f"[yellow]not sent:[/yellow] {escape(stale['error'])}; sync or plan again")
+    for notice in result.notices:
+        err_console.print(f"[yellow]stored differently:[/yellow] {escape(notice)}")
 
 
 def _print_parked(failed: list[dict[str, Any]], shown: int = 10) -> None:
@@ -227,6 +236,7 @@ def sync_command(config: Config, name: str | None, dry_run: bool, full: bool, wo
             console.print(f"run {result.apply.run_id}: {result.apply.writes} write(s) "
                           f"in {result.apply.seconds:.1f}s{extra}")
             _print_parked(result.apply.failed)
+            _print_not_sent(result.apply)
         for line in result.failed:
             err_console.print(f"[red]error:[/red] {escape(line)}")
     if not result.ok:
@@ -253,12 +263,15 @@ def undo_command(config: Config, run_id: int, as_json: bool) -> None:
 
     result = undo(config, run_id)
     if as_json:
-        click.echo(dumps({"run": run_id, "restored": result.restored, "not_restored": result.not_restored}))
+        click.echo(dumps({"run": run_id, "restored": result.restored, "not_restored": result.not_restored,
+                          "left_alone": result.left_alone}))
     else:
         console.print(f"run {run_id}: {len(result.restored)} write(s) undone")
         for line in result.not_restored:
             err_console.print(f"[red]not undone:[/red] {escape(line)}")
-    if result.not_restored:
+        for line in result.left_alone:
+            err_console.print(f"[yellow]changed since:[/yellow] {escape(line)}")
+    if result.not_restored or result.left_alone:
         sys.exit(1)
 
 

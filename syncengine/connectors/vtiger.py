@@ -173,7 +173,7 @@ class VtigerConnector(Connector):
                 choices=tuple((str(p.get("value")), str(p.get("label"))) for p in vtype.get("picklistValues") or ()),
                 refers_to=tuple(vtype.get("refersTo") or ())))
         schema = EntitySchema(name=entity, fields=fields, label=raw.get("label", ""),
-                              timezone=self.timezone, modified_field="modifiedtime")
+                              timezone=self.timezone, modified_field="modifiedtime", html_encoded=True)
         self._schemas[entity] = schema
         return schema
 

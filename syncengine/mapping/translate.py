@@ -1,14 +1,16 @@
 """Raw values ↔ canonical values.
 
 Each side's record is translated into *canonical* values: plain Python types, HTML entities
-decoded, text trimmed, e-mail and phone normalised, dates as ``YYYY-MM-DD``, date-times as UTC
-``YYYY-MM-DDTHH:MM:SSZ``, picklist values as the left side's spelling, references as the id of
-the link that pairs the referenced records. The shadow, the diff and the conflict check compare
-only canonical values, so a formatting difference between two CRMs is never a change.
+decoded where the CRM stores text encoded (strict ``&name;``/``&#N;`` forms only), text trimmed,
+e-mail and phone normalised, dates as ``YYYY-MM-DD``, date-times as UTC ``YYYY-MM-DDTHH:MM:SSZ``,
+picklist values as the left side's spelling, references as the id of the link that pairs the
+referenced records. The shadow, the diff and the conflict check compare only canonical values, so
+a formatting difference between two CRMs is never a change.
 """
 from __future__ import annotations
 
 import html
+import re
 import string
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -28,6 +30,13 @@ _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
 _TRUE = {"1", "true", "yes", "on", "да", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "нет", "n", "f"}
 WRITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
+
+
+def decode_entities(text: str) -> str:
+    """Strict HTML entity decoding: only complete ``&name;``/``&#N;``/``&#xN;`` forms, so a URL's
+    ``&currency=`` stays text (``html.unescape`` alone would make it ``¤cy=``)."""
+    return _ENTITY.sub(lambda m: html.unescape(m.group(0)), text) if "&" in text else text
 
 
 class TranslationError(Exception):
@@ -114,7 +123,7 @@ class Translator:
     def _value(self, fm: FieldMap, side: str, record: dict[str, Any]) -> Any:
         raw = fm.paths[side].get(record)
         if isinstance(raw, str):
-            raw = html.unescape(raw).strip()
+            raw = (decode_entities(raw) if self.schemas[side].html_encoded else raw).strip()
         if raw is None or raw == "" or raw == [] or raw == "0000-00-00":
             return None
         if fm.ref:
@@ -167,9 +176,10 @@ class Translator:
         return (*own, *defaults)
 
     def render(self, fm: FieldMap, record: dict[str, Any]) -> Any:
-        values = {k: html.unescape(v) if isinstance(v, str) else ("" if v is None else v)
+        encoded = self.schemas[fm.source or "left"].html_encoded
+        values = {k: (decode_entities(v) if encoded else v) if isinstance(v, str) else ("" if v is None else v)
                   for k, v in record.items()}
-        text = string.Formatter().vformat(fm.template, (), _Blank(values)).strip()
+        text = string.Formatter().vformat(fm.template or "", (), _Blank(values)).strip()
         return text or None
 
     def match_key(self, canonical: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -208,9 +218,11 @@ class Translator:
                 continue
             items = out.get(path.key, (current or {}).get(path.key))
             items = list(items) if isinstance(items, list) else ([] if items in (None, "") else [items])
-            if raw in (None, ""):
+            if raw in (None, ""):  # blank the element: the ones after it keep their places
                 if path.index < len(items):
-                    del items[path.index]
+                    items[path.index] = ""
+                while items and items[-1] in (None, ""):
+                    items.pop()
             else:
                 while len(items) <= path.index:
                     items.append("")

@@ -90,6 +90,9 @@ class ChangeHintRow(Base):
 class LinkRow(Base):
     """A pair of records of one mapping, and the shadow: the canonical values both agreed on last.
 
+    ``bases``: where a side *holds* something else than the shadow (it stored less than it was
+    sent: a cut text, a datetime kept to the minute), that side's base, ``{side: {field: value}}``;
+    a side's base of a field is its entry here, else the shadow's (migration 0004).
     ``state``: active | unlinked (on_delete = unlink; the survivor is left alone) | deleted.
     """
 
@@ -100,6 +103,7 @@ class LinkRow(Base):
     right_id: Mapped[str] = mapped_column(String(128))
     state: Mapped[str] = mapped_column(String(16), default="active")
     shadow: Mapped[str] = mapped_column(Text, default="{}")
+    bases: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -111,8 +115,8 @@ class OutboxRow(Base):
     """Every write, recorded before its API call and kept afterwards as the journal ``undo`` reads.
 
     ``state``: pending (not sent yet) | sent (the call may have happened) | done | failed |
-    abandoned (superseded by a later plan) | retried (failed, then done by a later
-    plan) | undone.
+    stale (not sent: the target changed since the plan) | abandoned (superseded by a later plan) |
+    retried (failed, then done by a later plan) | undone.
     """
 
     __tablename__ = "outbox"
@@ -133,6 +137,8 @@ class OutboxRow(Base):
     match: Mapped[str | None] = mapped_column(Text, nullable=True)  # how to find a create after a crash
     before: Mapped[str | None] = mapped_column(Text, nullable=True)  # previous raw values, for undo
     shadow_before: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expected: Mapped[str | None] = mapped_column(Text, nullable=True)  # update: target's canonical values planned over
+    stored: Mapped[str | None] = mapped_column(Text, nullable=True)    # canonical values the target returned
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -146,7 +152,8 @@ class OutboxRow(Base):
 class ConflictRow(Base):
     """Both sides changed a field differently and the policy is ``manual``.
 
-    ``state``: open | resolved (``value`` chosen, written by the next sync) | applied | moot.
+    ``state``: open | resolved (``value`` chosen, or ``take``: that side's value at the next sync,
+    written by it) | applied | moot. ``left_value``/``right_value`` are refreshed at every plan.
     """
 
     __tablename__ = "conflicts"
@@ -159,6 +166,7 @@ class ConflictRow(Base):
     shadow_value: Mapped[str | None] = mapped_column(Text, nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="open")
     value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    take: Mapped[str | None] = mapped_column(String(8), nullable=True)  # left | right
     created_at: Mapped[datetime] = mapped_column(DateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 

@@ -93,6 +93,16 @@ def pair(emulator: Any, write_config: Any, sqlite_url: str) -> Pair:
     return Pair(vt, alfa, write_pair_config(write_config, sqlite_url, vt, alfa))
 
 
+@pytest.fixture
+def make_pair(emulator: Any, write_config: Any, sqlite_url: str) -> Any:
+    """``make_pair(mapping_text)``: both emulators, empty, and a sync.toml with that mapping."""
+    def make(mapping: str) -> Pair:
+        vt = emulator("vtiger", records=0, access_key=VT_KEY)
+        alfa = emulator("alfacrm", records=0, api_key=ALFA_KEY)
+        return Pair(vt, alfa, write_pair_config(write_config, sqlite_url, vt, alfa, mapping=mapping))
+    return make
+
+
 MAPPING = """
 left = "vt:Contacts"
 right = "alfa:customer"

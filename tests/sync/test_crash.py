@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from syncengine.mapping import normalize, prepare
@@ -72,6 +73,7 @@ def state(records: dict, email_key: str, name_key: str) -> dict[str, str]:
     return out
 
 
+@pytest.mark.timeout(600)  # 30 runs of real processes: slow on a loaded 2-core machine, never stuck
 def test_kill_9_during_apply_never_duplicates_and_converges(pair):
     rnd = random.Random(6)
     for server in (pair.vt_server, pair.alfa_server):

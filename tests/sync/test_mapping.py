@@ -89,7 +89,8 @@ stage = { left = "leadsource", right = "lead_source_id", values = { "Web Site" =
     schemas = {"left": EntitySchema("Contacts", [Field("email", "email"), Field("birthday", "date"),
                                                  Field("lastname"), Field("donotcall", "boolean"),
                                                  Field("leadsource", "picklist", choices=(("Web Site", "Web Site"),
-                                                                                          ("Cold Call", "Cold Call")))]),
+                                                                                          ("Cold Call", "Cold Call")))],
+                                 html_encoded=True),
                "right": EntitySchema("customer", [Field("email", "json"), Field("dob", "date", format="%d.%m.%Y"),
                                                   Field("name"), Field("is_study", "integer"),
                                                   Field("lead_source_id", "reference")])}

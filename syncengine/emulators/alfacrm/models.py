@@ -274,7 +274,7 @@ def _clean(spec: Model, values: dict[str, Any], *, creating: bool) -> dict[str, 
             clean[name] = _convert(kind, value)
         except ValueError:
             problems.append((name, f"Значение «{LABELS.get(name, name)}» неверно."))
-    if "email" in clean and any("@" not in e for e in clean["email"]):
+    if "email" in clean and any(e and "@" not in e for e in clean["email"]):  # Yii skips empty values
         problems.append(("email", f"Значение «{LABELS['email']}» не является правильным email адресом."))
     for name in spec.required:
         value = clean.get(name) if (creating or name in values) else "set"
