@@ -4,11 +4,10 @@ branches, SalesMan serves with four workers. (vtiger's own cases are in test_vti
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import requests
-
-from syncengine.emulators import Faults
 
 # -- Rukovoditel: datetimes to the minute, inputs to 255 characters ---------------------------
 
@@ -102,21 +101,26 @@ def test_alfa_customer_moves_branch_and_the_log_dates_each_change(emulator):
 # -- SalesMan: four workers serve at once; a listing shifts under a slow reader ------------------
 
 def test_salesman_serves_four_requests_at_once_and_a_paged_listing_shifts(emulator):
-    server = emulator("salesman", records=150, api_key="k", login="admin@example.com",
-                      faults=Faults(latency=0.2))
+    server = emulator("salesman", records=150, api_key="k", login="admin@example.com")
 
     def person(action: str, **params: Any) -> dict[str, Any]:
         return requests.post(f"{server.url}/developer/v2/person", data={
-            "login": "admin@example.com", "apikey": "k", "action": action, **params}).json()
+            "login": "admin@example.com", "apikey": "k", "action": action, **params}, timeout=10).json()
 
     first = person("list", offset=0)
     assert first["count"] > 200 and len(first["data"]) == 200
     writers = [threading.Thread(target=person, args=("add",), kwargs={"person": f"Новый {i}"}) for i in range(8)]
-    for w in writers:
-        w.start()
+    with server.app.lock:  # the writers get into the server, then wait for the CRM's state
+        for w in writers:
+            w.start()
+        for _ in range(500):
+            if server.peak_in_flight >= 4:
+                break
+            time.sleep(0.01)
+        time.sleep(0.1)  # room for a fifth to get in, were the server not limited to four workers
+        assert server.peak_in_flight == 4
     for w in writers:
         w.join()
-    assert server.peak_in_flight == 4   # concurrent, and no more than the PHP server's workers
     second = person("list", offset=1)
     assert second["count"] == first["count"] + 8
     seen = [r["pid"] for r in first["data"]]

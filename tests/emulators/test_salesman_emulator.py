@@ -154,3 +154,10 @@ def test_toml_section_and_stats(sm):
     assert 'api_key = "${CRM_API_KEY}"' in section and f"# export CRM_API_KEY={KEY}" in section
     call(sm, "client", "list")
     assert sm.stats_json()["requests"]["client.list"] == 1
+
+
+def test_every_whitelisted_action_has_a_route():
+    from syncengine.emulators.salesman import ROUTES
+    from syncengine.emulators.salesman.common import ACTIONS
+
+    assert set(ROUTES) == {(method, action) for method, actions in ACTIONS.items() for action in actions}

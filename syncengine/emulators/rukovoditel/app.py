@@ -24,7 +24,7 @@ from .write import WriteApi
 
 
 class RukovoditelApp(MetadataApi, SelectApi, WriteApi):
-    """One Rukovoditel install's ``/api/rest.php``: its actions, reached through :data:`ACTIONS`."""
+    """One Rukovoditel install's ``/api/rest.php``: its actions, reached through :data:`ROUTES`."""
 
     def handle(self, request: Request) -> Response:
         if request.path.rstrip("/") != "/api/rest.php":
@@ -60,7 +60,7 @@ class RukovoditelApp(MetadataApi, SelectApi, WriteApi):
         action = p.get("action")
         if not action:
             raise ApiError("action is required")
-        handler = ACTIONS.get(action) if isinstance(action, str) else None
+        handler = ROUTES.get(action) if isinstance(action, str) else None
         if handler is None:
             raise ApiError(f'action "{action}" not exist')
         if action in ADMIN_ONLY and user.group_id != 0:
@@ -77,7 +77,7 @@ class RukovoditelApp(MetadataApi, SelectApi, WriteApi):
 
 Handler = Callable[[RukovoditelApp, dict[str, Any]], Any]   # (app, PHP $_REQUEST) -> data or a full envelope
 # the ``action`` parameter -> its handler; anything else is 'action "…" not exist'
-ACTIONS: dict[str, Handler] = {
+ROUTES: dict[str, Handler] = {
     "delete": WriteApi._action_delete,
     "get_entities": MetadataApi._action_get_entities,
     "get_entity_fields": MetadataApi._action_get_entity_fields,
