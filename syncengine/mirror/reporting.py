@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -277,11 +278,12 @@ def _converter(c: Column, fmt: str | None, zone: ZoneInfo | None) -> Callable[[A
         return _boolean
     if c.kind == "json":
         return _json
+    # dates and times repeat across records, and strptime is slow: each converter keeps a cache
     if c.kind == "date":
-        return (lambda v: datetime.strptime(v, fmt).date()) if fmt else _date
+        return lru_cache(4096)((lambda v: datetime.strptime(v, fmt).date()) if fmt else _date)
     if c.kind == "datetime":
         parse = (lambda v: datetime.strptime(v, fmt)) if fmt else _datetime
-        return lambda v: _to_utc(parse(v), zone)
+        return lru_cache(4096)(lambda v: _to_utc(parse(v), zone))
     return _text
 
 
@@ -310,7 +312,12 @@ def _without_nul(value: Any) -> Any:
 
 
 def _integer(value: Any) -> int:
-    number = value if isinstance(value, int) else int(Decimal(str(value).strip()))
+    if value.__class__ is int:
+        number = value
+    elif isinstance(value, str) and value.isdigit():
+        number = int(value)
+    else:
+        number = int(value) if isinstance(value, int) else int(Decimal(str(value).strip()))
     if not -_BIGINT <= number < _BIGINT:
         raise OverflowError(value)
     return int(number)
