@@ -11,6 +11,10 @@ The goal of issue 16.6 is pull ≤ 1.3 × read and no slower than the bare loop.
 
     python bench/pull_ratio.py                                  # 50,000 customers, SQLite
     python bench/pull_ratio.py --records 100000 --postgres postgresql+psycopg://postgres@127.0.0.1/test
+    python bench/pull_ratio.py --records 20000 --latency 0.05   # an API that answers in 50 ms
+
+Without latency the read is pure CPU (the emulator answers at once), so the ratio shows what the
+mirror costs on top; with a CRM's latency the writes hide behind the next requests.
 """
 from __future__ import annotations
 
@@ -110,6 +114,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--postgres", help="a PostgreSQL URL to pull into as well (a fresh schema)")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds the emulator adds to every request (a real CRM: 0.05 to 0.3)")
     parser.add_argument("--read-child", help=argparse.SUPPRESS)
     parser.add_argument("--bare-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -118,7 +124,7 @@ def main() -> None:
     if args.bare_child:
         return bare_child(*args.bare_child)
 
-    emulator, url = start_emulator("alfacrm", args.records)
+    emulator, url = start_emulator("alfacrm", args.records, "--latency", str(args.latency))
     rows: list[tuple[str, dict, int]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
