@@ -251,7 +251,8 @@ def _record_view(conn: sa.Connection, config: Config, target: str, row: Any) -> 
                 far = "right" if side == "left" else "left"
                 links.append({"mapping": mapping.name, "state": link.state, "other": str(mapping.side(far)),
                               "other_id": link.right_id if side == "left" else link.left_id,
-                              "base": jsonutil.loads(link.shadow or "{}"), "since": link.created_at})
+                              "base": jsonutil.loads(link.shadow or "{}"), "since": link.created_at,
+                              "held": jsonutil.loads(link.bases or "{}").get(side, {})})
     system, _, entity = target.partition(":")
     writes = conn.execute(sa.select(OutboxRow.run_id, OutboxRow.mapping, OutboxRow.op, OutboxRow.state,
                                     OutboxRow.settles, OutboxRow.updated_at, OutboxRow.error).where(
