@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +60,15 @@ def init(path: str, force: bool) -> None:
 @handles_errors
 @needs_config
 def check(config: Config, as_json: bool) -> None:
-    """Validate sync.toml and log in to every system, one line each.
+    """Validate sync.toml, log in to every system, and check every mapping and job against the
+    systems' fields (exit 2 naming the file and key of the first problem).
 
     \b
     Example:
       syncengine --config /etc/syncengine/sync.toml check
     """
     from ..connectors import connect
+    from ..mapping import check_all
 
     results: list[dict[str, Any]] = []
     for name, settings in config.systems.items():
@@ -77,44 +80,60 @@ def check(config: Config, as_json: bool) -> None:
             results.append({"system": name, "ok": False, "detail": SECRETS.redact(detail)})
         finally:
             connector.close()
+    reachable = all(r["ok"] for r in results)  # else describing would only log in again and fail
+    mappings = check_all(config, describe=reachable)
     if as_json:
-        click.echo(dumps({"config": str(config.path), "systems": results}))
+        click.echo(dumps({"config": str(config.path), "systems": results, "mappings": mappings}))
     else:
         console.print(f"config {config.path}: ok")
         width = max((len(r["system"]) for r in results), default=0)
         for r in results:
             mark = "[green]ok  [/green]" if r["ok"] else "[red]FAIL[/red]"
-            console.print(f"{mark} {r['system']:<{width}}  {escape(r['detail'])}", soft_wrap=True)
-    if not all(r["ok"] for r in results):
+            console.print(f"{mark} {r['system']:<{width}}  {escape(r['detail'])}")
+        if mappings:
+            console.print(f"mappings {'ok' if reachable else 'read (not checked against the systems)'}: "
+                          f"{', '.join(mappings)}")
+    if not reachable:
         sys.exit(1)
 
 
 @click.command()
 @click.argument("system")
 @click.argument("entity", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @handles_errors
 @needs_config
-def discover(config: Config, system: str, entity: str | None) -> None:
+def discover(config: Config, system: str, entity: str | None, as_json: bool) -> None:
     """List a system's entities, or one entity's fields.
 
     \b
     Example:
       syncengine discover vt              # entities
       syncengine discover vt Contacts     # fields, types, picklists
+      syncengine discover vt Contacts --json | jq '.fields[].name'
     """
     from ..connectors import connect
+    from ..mapping import describe
 
     connector = connect(system, config.system(system))
     try:
         if entity is None:
-            for name in connector.entities():
+            entities = connector.entities()
+            if as_json:
+                click.echo(dumps({"system": system, "entities": entities}))
+            for name in [] if as_json else entities:
                 console.print(name)
             return
-        schema = connector.describe(entity)
-        capture = CAPTURE_NOTES[connector.capture(entity)]
+        schema = describe(connector, entity)
+        capture = connector.capture(entity)
     finally:
         connector.close()
-    table = Table(title=f"{system}:{entity} → table {_table_name(system, entity)}; changes: {capture}", box=None)
+    if as_json:
+        click.echo(dumps({"system": system, "entity": entity, "table": _table_name(system, entity),
+                          "changes": capture.value, "fields": [asdict(f) for f in schema.fields]}))
+        return
+    table = Table(title=f"{system}:{entity} → table {_table_name(system, entity)}; "
+                        f"changes: {CAPTURE_NOTES[capture]}", box=None)
     for column in ("field", "type", "label", "required", "values / refers to"):
         table.add_column(column)
     for f in schema.fields:

@@ -10,8 +10,8 @@ import difflib
 from collections.abc import Iterable
 
 from ..config import Config
-from ..connectors import connect
-from ..errors import AuthError, ConfigError, ConnectorError
+from ..connectors import Connector, connect
+from ..errors import AuthError, ConfigError, ConnectorError, UsageError
 from ..types import EntitySchema
 from .loader import dependency_order, load_mappings, mapping_files
 from .normalize import normalize
@@ -30,9 +30,9 @@ __all__ = [
     "Translator",
     "check_all",
     "dependency_order",
+    "describe",
     "load_mappings",
     "mapping_files",
-    "no_such_entity",
     "normalize",
     "other",
     "prepare",
@@ -66,20 +66,27 @@ def schema_for(config: Config, mirror, side: SideRef, *, refresh: bool = False,
         return cached[0]
     connector = connect(side.system, config.system(side.system))
     try:
-        try:
-            schema = connector.describe(side.entity)
-        except ConnectorError as exc:
-            if isinstance(exc, AuthError) or where is None:
-                raise
-            known = connector.entities()
-            if side.entity in known:
-                raise
-            raise ConfigError(*where, no_such_entity(side.system, side.entity, known)) from None
+        schema = describe(connector, side.entity, where)
     finally:
         connector.close()
     if mirror is not None:
         mirror.save_schema(side.system, schema)
     return schema
+
+
+def describe(connector: Connector, entity: str, where: tuple[str, str] | None = None) -> EntitySchema:
+    """``connector.describe``; an entity the system does not have is a usage error (a ``ConfigError``
+    at WHERE, file and key) listing the entities it has."""
+    try:
+        return connector.describe(entity)
+    except ConnectorError as exc:
+        if isinstance(exc, AuthError):
+            raise
+        known = connector.entities()
+        if entity in known:
+            raise
+        message = no_such_entity(connector.name, entity, known)
+        raise (ConfigError(*where, message) if where else UsageError(message)) from None
 
 
 def no_such_entity(system: str, entity: str, known: list[str]) -> str:
@@ -102,9 +109,11 @@ def prepare(config: Config, names: Iterable[str] | None, mirror) -> list[tuple[M
     return prepared
 
 
-def check_all(config: Config, jobs: Iterable[str] | None = None, *, mirror=None) -> list[Mapping]:
+def check_all(config: Config, jobs: Iterable[str] | None = None, *, mirror=None,
+              describe: bool = True) -> list[str]:
     """Refuse a job naming a mapping that does not exist, then load, describe and validate the
-    mappings of JOBS (default: every mapping file and every job's), before anything runs."""
+    mappings of JOBS (default: every mapping file and every job's), before anything runs.
+    ``describe=False``: only what the files show. Returns the mapping names."""
     files = mapping_files(config)
     chosen = [config.job(name) for name in jobs] if jobs is not None else config.jobs
     for job in chosen:
@@ -116,4 +125,6 @@ def check_all(config: Config, jobs: Iterable[str] | None = None, *, mirror=None)
                                   f"no mapping {name!r} in {config.mappings_dir}{guess} "
                                   f"(mappings: {', '.join(files) or 'none'})")
     names = None if jobs is None else sorted({m for job in chosen for m in job.mappings})
-    return [mapping for mapping, _ in prepare(config, names, mirror)]
+    if not describe:
+        return list(load_mappings(config, names))
+    return [mapping.name for mapping, _ in prepare(config, names, mirror)]

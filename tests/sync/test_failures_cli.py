@@ -78,3 +78,69 @@ def test_ctrl_c_exits_130_and_says_how_to_continue(pair):
         proc.kill()
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "interrupted; run it again to continue"
+
+
+def test_check_validates_every_mapping_and_job_against_describe(pair):
+    pair.mapping_file("extra").write_text('left = "vt:Contacts"\nright = "alfa:customer"\n[fields]\n'
+                                          'phone = { left = "phon", right = "phone[0]" }\n', encoding="utf-8")
+    done = syncengine(pair, "check")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "extra.toml: fields.phone.left: vt:Contacts has no field 'phon'" in done.stderr
+
+    pair.mapping_file("extra").unlink()
+    text = pair.config_path.read_text(encoding="utf-8").replace('mappings = ["contacts"]', 'mappings = ["contcts"]')
+    pair.config_path.write_text(text, encoding="utf-8")
+    done = syncengine(pair, "check")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "sync.toml: jobs.contacts-job.mappings: no mapping 'contcts'" in done.stderr
+    assert "did you mean contacts?" in done.stderr
+
+
+def test_discover_an_unknown_entity_is_a_usage_error_with_the_list_and_a_guess(pair):
+    done = syncengine(pair, "discover", "vt", "Contact")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    [line] = done.stderr.strip().splitlines()
+    assert "vt has no entity 'Contact'; did you mean Contacts" in line and "Accounts" in line
+
+
+def test_discover_json(pair):
+    done = syncengine(pair, "discover", "vt", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "Contacts" in json.loads(done.stdout)["entities"]
+    done = syncengine(pair, "discover", "vt", "Contacts", "--json")
+    info = json.loads(done.stdout)
+    assert info["system"] == "vt" and info["entity"] == "Contacts"
+    lastname = next(f for f in info["fields"] if f["name"] == "lastname")
+    assert lastname["mandatory"] is True
+
+
+def test_errors_under_json_are_json(pair):
+    done = syncengine(pair, "sync", "contcts", "--json")
+    assert done.returncode == 2
+    info = json.loads(done.stdout)
+    assert info["ok"] is False and info["exit_code"] == 2 and "'contcts' is neither a job" in info["error"]
+
+
+def test_sync_prints_a_summary_and_the_plan_only_under_verbose(pair):
+    for i in range(12):
+        pair.vt_add(lastname=f"Иванов{i}", email=f"i{i}@example.com", phone=f"8916000000{i % 10}")
+    done = syncengine(pair, "sync", "--dry-run")  # the plan, in order of the ids' numbers
+    created = [line.split()[-1] for line in done.stdout.splitlines() if line.strip().startswith("+ create")]
+    assert len(created) == 12 and created == sorted(created, key=lambda rid: int(rid.split("x")[1]))
+
+    done = syncengine(pair, "sync")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) <= 4, lines
+    assert "contacts (vt:Contacts ↔ alfa:customer): 12 create in alfa:customer" in lines[0]
+    pair.vt_edit(next(iter(pair.vt_contacts())), lastname="Петрова")
+    done = syncengine(pair, "sync", "--verbose")
+    assert 'name: "Иванов' in done.stdout and '→ "Петрова"' in done.stdout
+
+
+def test_error_lines_are_never_broken_at_80_columns(pair):
+    stage(pair)
+    done = syncengine(pair, "sync", VT_ACCESS_KEY="a-wrong-key")
+    assert done.returncode == 1
+    [line] = [line for line in done.stderr.splitlines() if "could not be read" in line]
+    assert len(line) > 80 and line.startswith("error: ") and line.endswith(")")
