@@ -208,12 +208,13 @@ class _EntityPuller:
                 for page in self.connector.list_ids(entity):
                     listing.add(page)
                 self._sweep(writer, entity, listing, result, fetch_unknown=True)
-            elif cursor is None:  # a complete first read is as good as a sweep
+            elif cursor is None or state.last_sweep_at is None:
+                # a first read that completed, resumed or not, counts as the first sweep
                 writer.apply([], swept=True)
 
     def _sweep_due(self, state) -> bool:
-        if state.last_sweep_at is None:
-            return state.exists
+        if state.last_sweep_at is None:  # a first read cut short resumes from its cursor
+            return state.exists and state.cursor is None
         return utcnow() - state.last_sweep_at >= self.sweep_every
 
     def _sweep(self, writer: EntityWriter, entity: str, listing: Listing, result: EntityResult,

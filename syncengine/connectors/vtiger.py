@@ -192,23 +192,35 @@ class VtigerConnector(Connector):
             self._sync_works = True
         if not state:
             yield from self._scan(entity, mode)
+        elif mode == "sync" and "scan" in state:  # a first read cut short: go on from its last page
+            yield from self._scan(entity, mode, since=int(state["t"]), resume=state["scan"])
         elif mode == "sync":
             yield from self._read_sync(entity, state)
         else:
             yield from self._read_query(entity, state)
 
-    def _scan(self, entity: str, mode: str) -> Iterator[ChangeBatch]:
+    def _scan(self, entity: str, mode: str, *, since: int | None = None,
+              resume: dict[str, str] | None = None) -> Iterator[ChangeBatch]:
         """A full read through ``query``, which sees every record the user may read (``sync``
         shows only the user's own: another owner's edits and reassignments would never arrive).
-        In sync mode the feed then continues from the server time the scan started at."""
-        since = self._server_now() - self.overlap
-        for batch in self._read_query(entity, {}):
-            batch.scan = True
-            if mode == "sync":
-                batch.cursor = None
+        In sync mode the feed then continues from the server time the scan started at.
+
+        Every page carries a cursor: the query keyset in query mode, and in sync mode the scan's
+        start time with its keyset (``scan``), so a read cut short resumes after its last
+        committed page (RESUME). A resumed read is not a complete listing: its batches are not
+        ``scan`` batches, so the engine sweeps nothing on its strength.
+        """
+        if since is None:
+            since = self._server_now() - self.overlap
+        for batch in self._read_query(entity, resume or {}):
+            batch.scan = resume is None
+            if mode == "sync" and batch.cursor:
+                keyset = json.loads(batch.cursor)
+                batch.cursor = json.dumps({"mode": "sync", "t": since,
+                                           "scan": {"t": keyset["t"], "id": keyset["id"]}})
             yield batch
         if mode == "sync":
-            yield ChangeBatch(cursor=json.dumps({"mode": "sync", "t": since}), scan=True)
+            yield ChangeBatch(cursor=json.dumps({"mode": "sync", "t": since}), scan=resume is None)
 
     def _sync_available(self, entity: str) -> bool:
         """Probe ``sync`` once: a stock install answers every call with HTTP 500 and no body."""
