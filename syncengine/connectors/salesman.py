@@ -414,12 +414,8 @@ class SalesManConnector(Connector):
         wanted = [str(i) for i in ids]
         if entity in ("client", "person"):
             return self._fetch_by_creation(entity, wanted)
-        if entity == "deal":
-            found: list[dict[str, Any]] = []
-            for one in wanted:  # filter[did] is a LIKE: 1 also matches 10, 11, …
-                for records in self._walk("deal", {"filter": {"did": one}}):
-                    found.extend(r for r in records if r["id"] == one)
-            return found
+        if entity == "deal":  # filter[did] is a LIKE: 1 also matches 10, 11, …
+            return [r for one in wanted for r in self._find("deal", {"filter": {"did": one}}, {one})]
         if entity == "task":
             found = []
             for one in wanted:
@@ -435,9 +431,9 @@ class SalesManConnector(Connector):
     def _fetch_by_creation(self, entity: str, ids: list[str]) -> list[dict[str, Any]]:
         """The list shape of the named records: ``info`` (whose shape differs) gives each one's
         creation second, and a list of that second (inclusive) returns the rows as every other read
-        does; the client list has no id filter, the person list only a LIKE one."""
+        does — narrowed further by ``filter[pid]`` for persons (the client list has no id filter)."""
         method, id_key = RECORDS[entity]
-        seconds: set[str] = set()
+        seconds: dict[str, set[str]] = {}
         for one in ids:
             try:
                 data = self._call(method, "info", {id_key: one, "fields": f"{id_key},date_create"})["data"]
@@ -445,13 +441,31 @@ class SalesManConnector(Connector):
                 continue
             created = data.get("created", data.get("date_create"))  # a person info of a hidden pid: nulls
             if created:
-                seconds.add(created)
+                seconds.setdefault(created, set()).add(one)
         found: list[dict[str, Any]] = []
         extra = {"bankinfo": "yes"} if entity == "client" else {}
-        for second in sorted(seconds):
-            for records in self._walk(entity, {"dateStart": second, "dateEnd": second, **extra}):
-                found.extend(r for r in records if r["id"] in ids)
+        for second, some in sorted(seconds.items()):
+            window = {"dateStart": second, "dateEnd": second, **extra}
+            if entity == "person":
+                found += [r for one in sorted(some) for r in self._find(entity, {**window, "filter": {id_key: one}},
+                                                                        {one})]
+            else:
+                found += self._find(entity, window, some)
         return found
+
+    def _find(self, entity: str, params: dict[str, Any], ids: set[str]) -> list[dict[str, Any]]:
+        """The rows with these ids from a listing narrowed to them (a read by id, not a listing):
+        rows that others add or remove meanwhile do not matter, so no count check and no restart."""
+        id_key = RECORDS[entity][1]
+        found: dict[str, dict[str, Any]] = {}
+        for rows, _ in self._pages(entity, {"order": id_key, "first": "old", **params}):
+            for row in rows:
+                record = self._record(entity, row)
+                if record["id"] in ids:
+                    found[record["id"]] = record
+            if len(found) == len(ids):
+                break
+        return list(found.values())
 
     def search(self, entity: str, criteria: dict[str, Any]) -> list[dict[str, Any]]:
         self._known(entity)
