@@ -1,17 +1,25 @@
 """``sync.toml``: the mirror, the systems and the jobs, validated before anything runs.
 
-Values may reference the environment as ``${VAR}`` (the way to pass secrets). Every problem is
-reported as a :class:`ConfigError` naming the file, the key and what to do.
+Values may reference the environment as ``${VAR}`` (the way to pass secrets). Every problem of
+a file is reported at once, as a :class:`ConfigError` naming the file, each key and what to do.
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import math
 import os
 import re
 import tomllib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
 
 from .connectors import KINDS, connector_class
 from .errors import ConfigError
@@ -102,35 +110,97 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(file, None, "not UTF-8 text") from None
     _check_keys(file, "", raw, {"mirror", "systems", "jobs", "mappings_dir", "ui", "health"})
     raw = _expand_env(raw, file, "")
+    problems = _Problems()
 
-    mirror = raw.get("mirror", {})
-    _require_table(file, "mirror", mirror)
-    _check_keys(file, "mirror.", mirror, {"url"})
-    url = mirror.get("url", DEFAULT_MIRROR)
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(file, "mirror.url", "must be a database URL such as "
-                          "sqlite:///syncengine.db or postgresql+psycopg://user@host/db")
-    url = _anchor_sqlite(url, path.parent)
+    url = DEFAULT_MIRROR
+    with problems.collect():
+        mirror = raw.get("mirror", {})
+        _require_table(file, "mirror", mirror)
+        _check_keys(file, "mirror.", mirror, {"url"})
+        url = _anchor_sqlite(_mirror_url(file, mirror.get("url", DEFAULT_MIRROR)), path.parent)
 
+    systems: dict[str, dict[str, Any]] = {}
     systems_raw = raw.get("systems", {})
-    _require_table(file, "systems", systems_raw)
-    systems = {name: _system(file, name, table) for name, table in systems_raw.items()}
+    with problems.collect():
+        _require_table(file, "systems", systems_raw)
+        for name, table in systems_raw.items():
+            with problems.collect():
+                systems[name] = _system(file, name, table, problems)
 
-    jobs_raw = raw.get("jobs", [])
-    if not isinstance(jobs_raw, list):
-        raise ConfigError(file, "jobs", "must be an array of tables: write [[jobs]] sections")
-    jobs = [_job(file, i, table, systems) for i, table in enumerate(jobs_raw)]
+    jobs: list[Job] = []
+    with problems.collect():
+        jobs_raw = raw.get("jobs", [])
+        if not isinstance(jobs_raw, list):
+            raise ConfigError(file, "jobs", "must be an array of tables: write [[jobs]] sections")
+        for i, table in enumerate(jobs_raw):
+            with problems.collect():
+                jobs.append(_job(file, i, table, set(systems_raw) if isinstance(systems_raw, dict) else set()))
     seen: set[str] = set()
     for job in jobs:
         if job.name in seen:
-            raise ConfigError(file, "jobs", f"two jobs are named {job.name!r}; names must be unique")
+            problems.add(ConfigError(file, "jobs", f"two jobs are named {job.name!r}; names must be unique"))
         seen.add(job.name)
 
-    mappings_dir = Path(raw.get("mappings_dir", "mappings"))
-    if not mappings_dir.is_absolute():
-        mappings_dir = path.parent / mappings_dir
+    mappings_dir = Path("mappings")
+    with problems.collect():
+        if not isinstance(raw.get("mappings_dir", "mappings"), str):
+            raise ConfigError(file, "mappings_dir", 'must be a path, e.g. mappings_dir = "mappings"')
+        mappings_dir = Path(raw.get("mappings_dir", "mappings"))
+        if not mappings_dir.is_absolute():
+            mappings_dir = path.parent / mappings_dir
+    ui, health = None, HealthSettings()
+    with problems.collect():
+        ui = _ui(file, raw["ui"]) if "ui" in raw else None
+    with problems.collect():
+        health = _health(file, raw.get("health", {}))
+    problems.raise_any()
     return Config(path=path, mirror_url=url, systems=systems, jobs=jobs, mappings_dir=mappings_dir,
-                  ui=_ui(file, raw["ui"]) if "ui" in raw else None, health=_health(file, raw.get("health", {})))
+                  ui=ui, health=health)
+
+
+class _Problems:
+    """Every problem of one file, so a user fixes them all in one go."""
+
+    def __init__(self) -> None:
+        self.found: list[ConfigError] = []
+
+    def add(self, error: ConfigError) -> None:
+        self.found.extend(error.problems)
+
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[None]:
+        """Note the ConfigError the block raises and go on with the next part of the file."""
+        try:
+            yield
+        except ConfigError as exc:
+            self.add(exc)
+
+    def raise_any(self) -> None:
+        if self.found:
+            first, *rest = self.found
+            raise ConfigError(first.file, first.key, first.reason, also=rest)
+
+
+def _mirror_url(file: str, url: Any) -> str:
+    """A database URL the mirror can open: SQLite, or PostgreSQL with its driver installed."""
+    example = "sqlite:///syncengine.db or postgresql+psycopg://user@host/db"
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(file, "mirror.url", f"must be a database URL such as {example}")
+    try:
+        parsed = sa.engine.make_url(url)
+        port = parsed.port
+    except (ValueError, sa.exc.ArgumentError):
+        raise ConfigError(file, "mirror.url", f"not a database URL (is the port a number?); write e.g. {example}") \
+            from None
+    if port is not None and not 0 < port <= 65535:
+        raise ConfigError(file, "mirror.url", f"port {port} is out of range; a port is 1 to 65535")
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(file, "mirror.url", f"{backend} cannot hold the mirror; use {example}")
+    if backend == "postgresql" and importlib.util.find_spec(driver) is None:
+        raise ConfigError(file, "mirror.url", f"the PostgreSQL driver {driver!r} is not installed; "
+                          "write postgresql+psycopg://… and pip install 'syncengine[postgres]'")
+    return url
 
 
 def _ui(file: str, table: Any) -> UiSettings:
@@ -162,7 +232,7 @@ def _health(file: str, table: Any) -> HealthSettings:
     return health
 
 
-def _system(file: str, name: str, table: Any) -> dict[str, Any]:
+def _system(file: str, name: str, table: Any, problems: _Problems) -> dict[str, Any]:
     key = f"systems.{name}"
     _require_table(file, key, table)
     if not _NAME.match(name):
@@ -174,7 +244,8 @@ def _system(file: str, name: str, table: Any) -> dict[str, Any]:
     if kind not in KINDS:
         raise ConfigError(file, f"{key}.kind", f"unknown kind {kind!r}; one of: {', '.join(KINDS)}")
     declared: dict[str, Setting] = {**COMMON_SETTINGS, **connector_class(kind).settings}
-    _check_keys(file, f"{key}.", table, set(declared))
+    with problems.collect():
+        _check_keys(file, f"{key}.", table, set(declared))
     values: dict[str, Any] = {}
     for setting_name, setting in declared.items():
         skey = f"{key}.{setting_name}"
@@ -182,32 +253,78 @@ def _system(file: str, name: str, table: Any) -> dict[str, Any]:
             if setting.required:
                 hint = f' (e.g. {setting_name} = "${{{name.upper()}_{setting_name.upper()}}}")' \
                     if setting.secret else ""
-                raise ConfigError(file, skey, f"missing; {setting.help or 'required'}{hint}")
+                problems.add(ConfigError(file, skey, f"missing; {setting.help or 'required'}{hint}"))
             values[setting_name] = setting.default
             continue
-        value = table[setting_name]
-        if isinstance(value, bool) and bool not in _types(setting.type):
-            raise ConfigError(file, skey, f"must be {_type_name(setting.type)}, not a boolean")
-        if not isinstance(value, setting.type):
-            raise ConfigError(file, skey, f"must be {_type_name(setting.type)}, "
-                              f"not {type(value).__name__} {value!r}"
-                              if not setting.secret else f"must be {_type_name(setting.type)}")
-        if setting.secret:
-            SECRETS.add(value)
-        values[setting_name] = value
-    url = values.get("url")
-    if isinstance(url, str) and not re.match(r"^https?://[^/\s]+", url):
-        raise ConfigError(file, f"{key}.url", f"{url!r} is not a web address; write it with its scheme, "
-                          "e.g. https://crm.example.com")
-    parse_duration(values["sweep_every"], file=file, key=f"{key}.sweep_every")
-    if not 0 <= float(values["max_delete_share"]) <= 1:
-        raise ConfigError(file, f"{key}.max_delete_share", "must be a share between 0 and 1, e.g. 0.1")
-    if values["rate_limit"] is not None and values["rate_limit"] <= 0:
-        raise ConfigError(file, f"{key}.rate_limit", "must be a positive number of requests per second")
+        with problems.collect():
+            values[setting_name] = _setting(file, skey, setting, table[setting_name])
     return values
 
 
-def _job(file: str, index: int, table: Any, systems: dict[str, dict[str, Any]]) -> Job:
+def _setting(file: str, key: str, setting: Setting, value: Any) -> Any:
+    """VALUE if SETTING allows it (type, range, choices, items, form), else a ConfigError."""
+    if setting.secret:
+        SECRETS.add(value)
+    wanted = _type_name(setting.type)
+    if isinstance(value, bool) and bool not in _types(setting.type):
+        raise ConfigError(file, key, f"must be {wanted}, not a boolean")
+    if not isinstance(value, setting.type):
+        raise ConfigError(file, key, f"must be {wanted}" if setting.secret
+                          else f"must be {wanted}, not {type(value).__name__} {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(file, key, f"must be a number, not {value!r}")
+        for limit, fails, says in ((setting.minimum, value < (setting.minimum or 0), "at least"),
+                                   (setting.above, value <= (setting.above or 0), "greater than"),
+                                   (setting.maximum, value > (setting.maximum or 0), "at most")):
+            if limit is not None and fails:
+                raise ConfigError(file, key, f"must be {says} {limit:g}, not {value!r}")
+    if setting.choices and value not in setting.choices:
+        raise ConfigError(file, key, f"{value!r} is not one of: {', '.join(setting.choices)}")
+    items = setting.items
+    if items is not None and isinstance(value, list) and not all(_item_ok(item, items) for item in value):
+        what = "names" if items is str else _type_name(items).split(" ", 1)[1] + "s"
+        raise ConfigError(file, key, f"must be a list of {what}, not {value!r}")
+    if setting.form:
+        problem = _FORMS[setting.form](str(value))
+        if problem:
+            raise ConfigError(file, key, problem)
+    return value
+
+
+def _item_ok(item: Any, kind: type) -> bool:
+    if isinstance(item, bool) or not isinstance(item, kind):
+        return False
+    return not isinstance(item, str) or bool(item.strip())
+
+
+def _web_address(url: str) -> str | None:
+    if not re.match(r"^https?://[^/\s]+", url):
+        return f"{url!r} is not a web address; write it with its scheme, e.g. https://crm.example.com"
+    try:
+        _ = urlsplit(url).port  # raises for a port out of range or not a number
+    except ValueError:
+        return f"{url!r} has no valid port; a port is a number from 1 to 65535"
+    return None
+
+
+def _duration(text: str) -> str | None:
+    return None if _DURATION.match(text) else f"{text!r} is not a duration; write e.g. 30s, 15m, 6h or 1d"
+
+
+def _timezone(name: str) -> str | None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {name!r}; write an IANA name such as Europe/Moscow"
+    return None
+
+
+_FORMS: dict[str, Callable[[str], str | None]] = {"url": _web_address, "duration": _duration,
+                                                   "timezone": _timezone}
+
+
+def _job(file: str, index: int, table: Any, systems: set[str]) -> Job:
     key = f"jobs[{index}]"
     _require_table(file, key, table)
     _check_keys(file, f"{key}.", table, {"name", "cron", "every", "pull", "mappings"})

@@ -5,6 +5,8 @@ Retriable errors (``TransientError``, ``RateLimited``) are retried by the shared
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .redact import SECRETS
 
 
@@ -21,12 +23,16 @@ class UsageError(SyncEngineError):
 
 
 class ConfigError(UsageError):
-    """A wrong value in a config or mapping file: names the file, the key and what to do."""
+    """A wrong value in a config or mapping file: names the file, the key and what to do.
 
-    def __init__(self, file: str, key: str | None, reason: str):
+    ``also``: the file's further problems, reported with the first, one line each.
+    """
+
+    def __init__(self, file: str, key: str | None, reason: str, *, also: Sequence[ConfigError] = ()):
         self.file, self.key, self.reason = file, key, reason
+        self.problems = [self, *also]
         where = f"{file}: {key}" if key else file
-        super().__init__(f"{where}: {reason}")
+        super().__init__("\n".join([f"{where}: {reason}", *(str(p) for p in also)]))
 
 
 class ConnectorError(SyncEngineError):

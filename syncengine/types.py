@@ -7,6 +7,7 @@ mappings and push can all speak it without importing each other.
 """
 from __future__ import annotations
 
+import builtins
 import enum
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,31 +21,44 @@ FIELD_TYPES = frozenset({
 
 @dataclass(frozen=True)
 class Setting:
-    """One ``[systems.NAME]`` key a connector takes."""
+    """One ``[systems.NAME]`` key a connector takes: its type, default and the values it allows.
+
+    The config refuses a value outside them (exit 2, file and key) before anything runs, so a
+    connector can take its settings as given.
+    """
 
     type: type | tuple[type, ...] = str
     required: bool = False
     default: Any = None
     secret: bool = False   # never logged, never stored; the README tells users to pass it as ${VAR}
     help: str = ""
+    minimum: float | None = None        # numbers: at least this
+    above: float | None = None          # numbers: greater than this
+    maximum: float | None = None        # numbers: at most this
+    choices: tuple[str, ...] = ()       # strings: one of these
+    items: builtins.type | None = None           # lists: each item of this type (strings: not empty)
+    form: str | None = None             # strings: "url", "duration" or "timezone"
 
 
 #: Settings every system takes, whatever its kind.
 COMMON_SETTINGS: dict[str, Setting] = {
-    "kind": Setting(str, required=True, help="vtiger | salesplatform | simplycrm | alfacrm | rukovoditel | salesman"),
-    "entities": Setting(list, help="entities to pull (default: the connector's usual set)"),
-    "rate_limit": Setting((int, float), default=None, help="request budget, requests per second"),
-    "timeout": Setting((int, float), default=30, help="seconds to wait for one HTTP answer"),
-    "retries": Setting(int, default=5, help="retries of a transient failure (5xx, timeout, 429)"),
+    "kind": Setting(str, required=True,
+                    help="vtiger | salesplatform | simplycrm | alfacrm | rukovoditel | salesman"),
+    "entities": Setting(list, items=str, help="entities to pull (default: the connector's usual set)"),
+    "rate_limit": Setting((int, float), default=None, above=0, help="request budget, requests per second"),
+    "timeout": Setting((int, float), default=30, above=0, help="seconds to wait for one HTTP answer"),
+    "retries": Setting(int, default=5, minimum=0, help="retries of a transient failure (5xx, timeout, 429)"),
     "verify_tls": Setting((bool, str), default=True, help="true, or the path of a CA bundle"),
-    "sweep_every": Setting(str, default="6h",
+    "sweep_every": Setting(str, default="6h", form="duration",
                            help="how often a pull also sweeps for deletions (e.g. 30m, 6h, 0s = every pull)"),
-    "max_delete_share": Setting((int, float), default=0.10,
+    "max_delete_share": Setting((int, float), default=0.10, minimum=0, maximum=1,
                                 help="a sweep deleting more than this share of an entity is refused"),
-    "overlap": Setting(int, default=2, help="seconds each incremental poll re-reads, so no same-second write is lost"),
-    "fields": Setting(list, default=[],
+    "overlap": Setting(int, default=2, minimum=0,
+                       help="seconds each incremental poll re-reads, so no same-second write is lost"),
+    "fields": Setting(list, default=[], items=str,
                       help="only these fields reach the mirror: 'name' (every entity) or 'Entity.name'"),
-    "exclude_fields": Setting(list, default=[], help="fields that never reach the mirror: 'name' or 'Entity.name'"),
+    "exclude_fields": Setting(list, default=[], items=str,
+                              help="fields that never reach the mirror: 'name' or 'Entity.name'"),
     "history": Setting((bool, list), default=False,
                        help="keep <table>_history (SCD type 2): true, or a list of entities"),
 }

@@ -131,17 +131,18 @@ class AlfaCrmConnector(Connector):
     max_concurrency = 1  # one request in flight per token (spec §9.2)
     sweep_reads_records = True  # the Log may miss edits (imports, bulk actions): sweeps re-read rows
     settings = {
-        "url": Setting(str, required=True, help="the account's address, e.g. https://school.s20.online"),
+        "url": Setting(str, required=True, form="url", help="the account's address, e.g. https://school.s20.online"),
         "email": Setting(str, required=True, help="the API user's e-mail"),
         "api_key": Setting(str, required=True, secret=True, help="the API user's key (Настройки → API)"),
-        "branch": Setting(int, default=1, help="branch (филиал) id used for company-wide models and writes"),
-        "branches": Setting(list, help="branch ids to read (default: every active branch)"),
-        "token_refresh": Setting((int, float), default=840,
+        "branch": Setting(int, default=1, minimum=1, help="branch (филиал) id used for company-wide models and writes"),
+        "branches": Setting(list, items=int, help="branch ids to read (default: every active branch)"),
+        "token_refresh": Setting((int, float), default=840, above=0,
                                  help="seconds after login at which the token is renewed (tokens live 15–60 min)"),
-        "page_size": Setting(int, default=MAX_PAGE, help="rows per index page, 1..50"),
+        "page_size": Setting(int, default=MAX_PAGE, minimum=1, maximum=MAX_PAGE, help="rows per index page, 1..50"),
         "use_log": Setting(bool, default=True,
                            help="poll the Log between full scans (false: every pull is a full scan)"),
-        "timezone": Setting(str, default="Europe/Moscow", help="the account's time zone (date-times are local)"),
+        "timezone": Setting(str, default="Europe/Moscow", form="timezone",
+                            help="the account's time zone (date-times are local)"),
     }
     default_entities = ("customer", "group", "lesson", "pay", "teacher", "task", "lead-status",
                         "lead-source", "study-status", "subject", "branch", "location")

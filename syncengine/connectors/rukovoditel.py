@@ -112,17 +112,17 @@ class RukovoditelConnector(Connector):
     kind = "rukovoditel"
     sweep_reads_records = True  # kanban moves and imports do not touch date_updated
     settings = {
-        "url": Setting(str, required=True, help="the app's address, e.g. https://crm.example.ru "
+        "url": Setting(str, required=True, form="url", help="the app's address, e.g. https://crm.example.ru "
                        "(the API is <url>/api/rest.php)"),
         "username": Setting(str, required=True, help="login of an administrator (access group 0)"),
         "password": Setting(str, required=True, secret=True, help="that user's password"),
         "api_key": Setting(str, required=True, secret=True, help="the key under Extension → Tools → API"),
-        "timezone": Setting(str, default="Europe/Moscow", help="the app's time zone "
+        "timezone": Setting(str, default="Europe/Moscow", form="timezone", help="the app's time zone "
                             "(Configuration → Application), e.g. Europe/Moscow"),
         "date_format": Setting(str, default="m/d/Y", help="the app's date format, PHP letters"),
         "datetime_format": Setting(str, default="m/d/Y H:i", help="the app's date-time format, PHP letters"),
-        "page_size": Setting(int, default=200, help="records per select page"),
-        "entities": Setting(list, required=True, help='entities to pull, e.g. ["Contacts"]; '
+        "page_size": Setting(int, default=200, minimum=1, help="records per select page"),
+        "entities": Setting(list, required=True, items=str, help='entities to pull, e.g. ["Contacts"]; '
                             "`syncengine discover` lists them"),
     }
 

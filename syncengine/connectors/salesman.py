@@ -161,13 +161,14 @@ def php_error_message(page: str) -> str:
 class SalesManConnector(Connector):
     kind = "salesman"
     settings = {
-        "url": Setting(str, required=True, help="the CRM's address, e.g. https://crm.example.ru "
+        "url": Setting(str, required=True, form="url", help="the CRM's address, e.g. https://crm.example.ru "
                                                 "(the API lives under /developer/v2/)"),
         "login": Setting(str, required=True, help="login of the API user; use an administrator of role "
                                                   "«Руководитель организации» so no record is hidden"),
         "api_key": Setting(str, required=True, secret=True,
                            help="the account API key (Панель управления → Общие настройки)"),
-        "timezone": Setting(str, default="Europe/Moscow", help="the account time zone of the CRM's dates"),
+        "timezone": Setting(str, default="Europe/Moscow", form="timezone",
+                            help="the account time zone of the CRM's dates"),
     }
     default_entities = ("client", "person", "deal", "task")
     # owner changes, deal stage changes and closes, requisites-only edits leave the change date alone

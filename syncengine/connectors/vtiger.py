@@ -48,12 +48,12 @@ class VtigerConnector(Connector):
     default_timezone: ClassVar[str] = "UTC"
     select_star: ClassVar[bool] = True   # SalesPlatform crashes on any SELECT that includes `tags`
     settings = {
-        "url": Setting(str, required=True, help="the CRM's address, e.g. https://crm.example.com"),
+        "url": Setting(str, required=True, form="url", help="the CRM's address, e.g. https://crm.example.com"),
         "username": Setting(str, required=True, help="the API user's login"),
         "access_key": Setting(str, required=True, secret=True,
                               help="the user's access key (My Preferences → Access Key)"),
-        "timezone": Setting(str, help="the server's time zone (modifiedtime strings are local)"),
-        "change_feed": Setting(str, default="auto",
+        "timezone": Setting(str, form="timezone", help="the server's time zone (modifiedtime strings are local)"),
+        "change_feed": Setting(str, default="auto", choices=("auto", "sync", "query"),
                                help="auto (probe sync once) | sync | query"),
     }
     default_entities = ("Contacts", "Accounts")
@@ -65,8 +65,6 @@ class VtigerConnector(Connector):
         self.timezone = config.get("timezone") or self.default_timezone
         self.overlap = int(config.get("overlap", 2))
         self.change_feed = config.get("change_feed", "auto")
-        if self.change_feed not in ("auto", "sync", "query"):
-            raise ConnectorError("change_feed must be auto, sync or query", system=name)
         self._session: SessionCache[dict[str, Any]] = SessionCache(self._login)
         self._sync_works: bool | None = None
         self._clock_offset = 0.0
