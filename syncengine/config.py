@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from .connectors import KINDS, connector_class
 from .errors import ConfigError
 from .redact import SECRETS
-from .types import COMMON_SETTINGS, Setting
+from .types import Setting
 
 DEFAULT_CONFIG = "sync.toml"
 DEFAULT_MIRROR = "sqlite:///syncengine.db"
@@ -243,7 +243,7 @@ def _system(file: str, name: str, table: Any, problems: _Problems) -> dict[str, 
         raise ConfigError(file, f"{key}.kind", f"missing; one of: {', '.join(KINDS)}")
     if kind not in KINDS:
         raise ConfigError(file, f"{key}.kind", f"unknown kind {kind!r}; one of: {', '.join(KINDS)}")
-    declared: dict[str, Setting] = {**COMMON_SETTINGS, **connector_class(kind).settings}
+    declared = connector_class(kind).Settings.declared()
     with problems.collect():
         _check_keys(file, f"{key}.", table, set(declared))
     values: dict[str, Any] = {}

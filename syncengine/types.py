@@ -1,6 +1,6 @@
 """The shared vocabulary of every layer: what an entity looks like (``EntitySchema``, ``Field``),
 how its changes arrive (``ChangeBatch``, ``Capture``) and what a connector's settings are
-(``Setting``, ``COMMON_SETTINGS``).
+(``SystemSettings``, ``setting``, ``Setting``).
 
 It sits at the bottom of the package and imports nothing of it, so connectors, pull, the mirror,
 mappings and push can all speak it without importing each other.
@@ -8,9 +8,13 @@ mappings and push can all speak it without importing each other.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import enum
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 #: Field types a connector may report; the reporting tables pick SQL types from them.
 FIELD_TYPES = frozenset({
@@ -21,13 +25,13 @@ FIELD_TYPES = frozenset({
 
 @dataclass(frozen=True)
 class Setting:
-    """One ``[systems.NAME]`` key a connector takes: its type, default and the values it allows.
+    """One ``[systems.NAME]`` key as the config checks it: its types, default and allowed values.
 
-    The config refuses a value outside them (exit 2, file and key) before anything runs, so a
-    connector can take its settings as given.
+    Made from a field of a :class:`SystemSettings` class (see :func:`setting`); the config refuses
+    a value outside it (exit 2, file and key) before anything runs.
     """
 
-    type: type | tuple[type, ...] = str
+    type: tuple[builtins.type, ...] = (str,)
     required: bool = False
     default: Any = None
     secret: bool = False   # never logged, never stored; the README tells users to pass it as ${VAR}
@@ -36,32 +40,82 @@ class Setting:
     above: float | None = None          # numbers: greater than this
     maximum: float | None = None        # numbers: at most this
     choices: tuple[str, ...] = ()       # strings: one of these
-    items: builtins.type | None = None           # lists: each item of this type (strings: not empty)
+    items: builtins.type | None = None  # lists: each item of this type (strings: not empty)
     form: str | None = None             # strings: "url", "duration" or "timezone"
 
 
-#: Settings every system takes, whatever its kind.
-COMMON_SETTINGS: dict[str, Setting] = {
-    "kind": Setting(str, required=True,
-                    help="vtiger | salesplatform | simplycrm | alfacrm | rukovoditel | salesman"),
-    "entities": Setting(list, items=str, help="entities to pull (default: the connector's usual set)"),
-    "rate_limit": Setting((int, float), default=None, above=0, help="request budget, requests per second"),
-    "timeout": Setting((int, float), default=30, above=0, help="seconds to wait for one HTTP answer"),
-    "retries": Setting(int, default=5, minimum=0, help="retries of a transient failure (5xx, timeout, 429)"),
-    "verify_tls": Setting((bool, str), default=True, help="true, or the path of a CA bundle"),
-    "sweep_every": Setting(str, default="6h", form="duration",
-                           help="how often a pull also sweeps for deletions (e.g. 30m, 6h, 0s = every pull)"),
-    "max_delete_share": Setting((int, float), default=0.10, minimum=0, maximum=1,
-                                help="a sweep deleting more than this share of an entity is refused"),
-    "overlap": Setting(int, default=2, minimum=0,
-                       help="seconds each incremental poll re-reads, so no same-second write is lost"),
-    "fields": Setting(list, default=[], items=str,
-                      help="only these fields reach the mirror: 'name' (every entity) or 'Entity.name'"),
-    "exclude_fields": Setting(list, default=[], items=str,
-                              help="fields that never reach the mirror: 'name' or 'Entity.name'"),
-    "history": Setting((bool, list), default=False,
-                       help="keep <table>_history (SCD type 2): true, or a list of entities"),
-}
+def setting(default: Any = dataclasses.MISSING, *, secret: bool = False, help: str = "",
+            minimum: float | None = None, above: float | None = None, maximum: float | None = None,
+            choices: tuple[str, ...] = (), form: str | None = None) -> Any:
+    """A field of a settings class: no default means required; the annotation gives the type."""
+    rule = Setting(secret=secret, help=help, minimum=minimum, above=above, maximum=maximum,
+                   choices=choices, form=form)
+    return dataclasses.field(default=default, metadata={"setting": rule})
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystemSettings:
+    """The settings every system takes; each connector subclasses it with its own.
+
+    One place for each key's name, type, default and range: the config validates ``sync.toml``
+    against :meth:`declared`, and a connector reads its typed values from :meth:`of`.
+    """
+
+    kind: str = setting(help="vtiger | salesplatform | simplycrm | alfacrm | rukovoditel | salesman")
+    entities: list[str] | None = setting(  # noqa: RUF009 - setting() makes a dataclasses.field
+        None, help="entities to pull (default: the connector's usual set)")
+    rate_limit: float | None = setting(None, above=0, help="request budget, requests per second")
+    timeout: float = setting(30, above=0, help="seconds to wait for one HTTP answer")
+    retries: int = setting(5, minimum=0, help="retries of a transient failure (5xx, timeout, 429)")
+    verify_tls: bool | str = setting(True, help="true, or the path of a CA bundle")
+    sweep_every: str = setting("6h", form="duration",
+                               help="how often a pull also sweeps for deletions (e.g. 30m, 6h, 0s = every pull)")
+    max_delete_share: float = setting(0.10, minimum=0, maximum=1,
+                                      help="a sweep deleting more than this share of an entity is refused")
+    overlap: int = setting(2, minimum=0,
+                           help="seconds each incremental poll re-reads, so no same-second write is lost")
+    fields: list[str] = setting(  # noqa: RUF009 - setting() makes a dataclasses.field
+        (), help="only these fields reach the mirror: 'name' (every entity) or 'Entity.name'")
+    exclude_fields: list[str] = setting(  # noqa: RUF009
+        (), help="fields that never reach the mirror: 'name' or 'Entity.name'")
+    history: bool | list[str] = setting(  # noqa: RUF009
+        False, help="keep <table>_history (SCD type 2): true, or a list of entities")
+
+    @classmethod
+    def declared(cls) -> dict[str, Setting]:
+        """Each key with its types (from the annotation), default and rule."""
+        hints = typing.get_type_hints(cls)
+        found = {}
+        for f in dataclasses.fields(cls):
+            types, items = _runtime_types(hints[f.name])
+            rule: Setting = f.metadata["setting"]
+            required = f.default is dataclasses.MISSING
+            found[f.name] = dataclasses.replace(rule, type=types, items=items, required=required,
+                                                default=None if required else f.default)
+        return found
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> Self:
+        """The typed settings of a validated ``[systems.NAME]`` table (absent keys: defaults)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def _runtime_types(hint: Any) -> tuple[tuple[builtins.type, ...], builtins.type | None]:
+    """``float | None`` → (int, float); ``list[str]`` → (list,) with items str."""
+    members = [m for m in typing.get_args(hint) if m is not type(None)] \
+        if typing.get_origin(hint) in (types.UnionType, typing.Union) else [hint]
+    found: list[builtins.type] = []
+    items = None
+    for member in members:
+        if typing.get_origin(member) is list:
+            found.append(list)
+            items = typing.get_args(member)[0]
+        elif member is float:
+            found += [int, float]
+        else:
+            found.append(member)
+    return tuple(dict.fromkeys(found)), items
 
 
 @dataclass(frozen=True)

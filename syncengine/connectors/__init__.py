@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import Any
 
 from ..http import HttpClient
-from .base import COMMON_SETTINGS, Capture, ChangeBatch, Connector, EntitySchema, Field, Setting
+from .base import Capture, ChangeBatch, Connector, EntitySchema, Field, SystemSettings
 
 __all__ = [
-    "COMMON_SETTINGS",
     "KINDS",
     "Capture",
     "ChangeBatch",
     "Connector",
     "EntitySchema",
     "Field",
-    "Setting",
+    "SystemSettings",
     "connect",
     "connector_class",
 ]
@@ -36,8 +36,9 @@ def connector_class(kind: str) -> type[Connector]:
     return getattr(importlib.import_module(module), cls)
 
 
-def connect(name: str, config: dict[str, Any]) -> Connector:
+def connect(name: str, config: Mapping[str, Any]) -> Connector:
     """The connector for system NAME, configured by its validated ``[systems.NAME]`` table."""
-    http = HttpClient(name, rate_limit=config.get("rate_limit"), timeout=config.get("timeout", 30),
-                      retries=config.get("retries", 5), verify=config.get("verify_tls", True))
-    return connector_class(config["kind"])(name, config, http)
+    common = SystemSettings.of(config)
+    http = HttpClient(name, rate_limit=common.rate_limit, timeout=common.timeout, retries=common.retries,
+                      verify=common.verify_tls)
+    return connector_class(common.kind)(name, config, http)

@@ -35,16 +35,16 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
 from ..errors import AuthError, NotFound, ProtocolError, TransientError, Unsupported, ValidationError
-from ..http import json_body
+from ..http import HttpClient, json_body
 from ..redact import SECRETS
-from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
+from ..types import Capture, ChangeBatch, EntitySchema, Field, SystemSettings, setting
 from .base import Connector
 from .session import SessionCache
 
@@ -126,40 +126,39 @@ MODELS: dict[str, Model] = {
 }
 
 
+@dataclass(frozen=True, kw_only=True)
+class AlfaSettings(SystemSettings):
+    url: str = setting(form="url", help="the account's address, e.g. https://school.s20.online")
+    email: str = setting(help="the API user's e-mail")
+    api_key: str = setting(secret=True, help="the API user's key (Настройки → API)")
+    branch: int = setting(1, minimum=1, help="branch (филиал) id used for company-wide models and writes")
+    branches: list[int] | None = setting(  # noqa: RUF009 - setting() makes a dataclasses.field
+        None, help="branch ids to read (default: every active branch)")
+    token_refresh: float = setting(840, minimum=0,
+                                   help="seconds after login at which the token is renewed (tokens live 15–60 min)")
+    page_size: int = setting(MAX_PAGE, minimum=1, maximum=MAX_PAGE, help="rows per index page, 1..50")
+    use_log: bool = setting(True, help="poll the Log between full scans (false: every pull is a full scan)")
+    timezone: str = setting("Europe/Moscow", form="timezone", help="the account's time zone (date-times are local)")
+
+
 class AlfaCrmConnector(Connector):
     kind = "alfacrm"
     max_concurrency = 1  # one request in flight per token (spec §9.2)
     sweep_reads_records = True  # the Log may miss edits (imports, bulk actions): sweeps re-read rows
-    settings = {
-        "url": Setting(str, required=True, form="url", help="the account's address, e.g. https://school.s20.online"),
-        "email": Setting(str, required=True, help="the API user's e-mail"),
-        "api_key": Setting(str, required=True, secret=True, help="the API user's key (Настройки → API)"),
-        "branch": Setting(int, default=1, minimum=1, help="branch (филиал) id used for company-wide models and writes"),
-        "branches": Setting(list, items=int, help="branch ids to read (default: every active branch)"),
-        "token_refresh": Setting((int, float), default=840, above=0,
-                                 help="seconds after login at which the token is renewed (tokens live 15–60 min)"),
-        "page_size": Setting(int, default=MAX_PAGE, minimum=1, maximum=MAX_PAGE, help="rows per index page, 1..50"),
-        "use_log": Setting(bool, default=True,
-                           help="poll the Log between full scans (false: every pull is a full scan)"),
-        "timezone": Setting(str, default="Europe/Moscow", form="timezone",
-                            help="the account's time zone (date-times are local)"),
-    }
+    Settings = AlfaSettings
+    settings: AlfaSettings
     default_entities = ("customer", "group", "lesson", "pay", "teacher", "task", "lead-status",
                         "lead-source", "study-status", "subject", "branch", "location")
 
-    def __init__(self, name: str, config: dict[str, Any], http) -> None:
+    def __init__(self, name: str, config: Mapping[str, Any], http: HttpClient) -> None:
         super().__init__(name, config, http)
-        url = str(config["url"]).rstrip("/")
-        url = url if "://" in url else f"https://{url}"
-        self.base = re.sub(r"/v2api$", "", url) + "/v2api"
-        self.branch = int(config.get("branch") or 1)
-        self.page_size = min(max(int(config.get("page_size") or MAX_PAGE), 1), MAX_PAGE)
-        refresh = config.get("token_refresh")
-        self.token_refresh = float(840 if refresh is None else refresh)
-        self.use_log = bool(config.get("use_log", True))
-        self.timezone = config.get("timezone") or "Europe/Moscow"
-        self._token = SessionCache(self._login, max_age=self.token_refresh)
-        self._branches: list[int] | None = [int(b) for b in config["branches"]] if config.get("branches") else None
+        self.base = re.sub(r"/v2api$", "", self.settings.url.rstrip("/")) + "/v2api"
+        self.branch = self.settings.branch
+        self.page_size = self.settings.page_size
+        self.use_log = self.settings.use_log
+        self.timezone = self.settings.timezone
+        self._token = SessionCache(self._login, max_age=self.settings.token_refresh)
+        self._branches = self.settings.branches or None
 
     # -- transport ---------------------------------------------------------------------------
     def _call(self, path: str, body: dict[str, Any] | None = None, query: dict[str, Any] | None = None,
@@ -200,10 +199,10 @@ class AlfaCrmConnector(Connector):
         return body
 
     def _login(self) -> str:
-        email = self.config["email"]
+        email = self.settings.email
         try:
             body = self.http.request("POST", f"{self.base}/auth/login", op="auth/login", parse=self._parse,
-                                     json={"email": email, "api_key": self.config["api_key"]})
+                                     json={"email": email, "api_key": self.settings.api_key})
         except (_AccessDenied, _TokenRefused):
             raise AuthError(f"login refused for {email!r}; check email and api_key "
                             "(the key of that user in Alfa CRM's API settings)", system=self.name) from None
@@ -265,7 +264,7 @@ class AlfaCrmConnector(Connector):
     def check(self) -> str:
         branches = self._read_branches("customer")
         customers = sum(self._total("customer", b, {"removed": 1}) for b in branches)
-        return f"Alfa CRM at {self.base} as {self.config['email']}: {len(branches)} branch(es), {customers} customers"
+        return f"Alfa CRM at {self.base} as {self.settings.email}: {len(branches)} branch(es), {customers} customers"
 
     def entities(self) -> list[str]:
         return list(MODELS)

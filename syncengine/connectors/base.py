@@ -2,25 +2,27 @@
 
 A connector knows HTTP, auth, paging and its CRM's defects; it knows nothing of the mirror or of
 mappings. It streams: :meth:`Connector.read_changes` yields :class:`ChangeBatch` pages, never a
-whole entity. Its settings are declared in :attr:`Connector.settings`, so a bad ``sync.toml`` is
-refused before anything runs.
+whole entity. Its settings are a :class:`SystemSettings` subclass (:attr:`Connector.Settings`):
+the config validates ``sync.toml`` against it before anything runs, and the connector reads its
+typed values from ``self.settings``.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from ..http import HttpClient
-from ..types import COMMON_SETTINGS, FIELD_TYPES, Capture, ChangeBatch, EntitySchema, Field, Setting
+from ..types import FIELD_TYPES, Capture, ChangeBatch, EntitySchema, Field, SystemSettings
 
-__all__ = ["COMMON_SETTINGS", "FIELD_TYPES", "Capture", "ChangeBatch", "Connector", "EntitySchema",
-           "Field", "Setting"]
+__all__ = ["FIELD_TYPES", "Capture", "ChangeBatch", "Connector", "EntitySchema", "Field", "SystemSettings"]
+
 
 class Connector:
     """Base class: holds the system's name, settings and the shared HTTP client."""
 
     kind: ClassVar[str]
-    settings: ClassVar[dict[str, Setting]] = {}
+    #: the keys its ``[systems.NAME]`` table takes; ``self.settings`` holds their values
+    Settings: ClassVar[type[SystemSettings]] = SystemSettings
     default_entities: ClassVar[tuple[str, ...]] = ()
     #: True when some edits do not move the change time the cursor follows (kanban moves,
     #: imports, owner changes): a due sweep then re-reads every record (``read_changes`` with
@@ -29,9 +31,9 @@ class Connector:
     #: Requests the API allows in flight at once (None: no rule); the push's thread pool obeys it.
     max_concurrency: ClassVar[int | None] = None
 
-    def __init__(self, name: str, config: dict[str, Any], http: HttpClient):
+    def __init__(self, name: str, config: Mapping[str, Any], http: HttpClient):
         self.name = name
-        self.config = config
+        self.settings = self.Settings.of(config)
         self.http = http
 
     # -- metadata --------------------------------------------------------------------------

@@ -28,19 +28,19 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import orjson
 import requests
 
-from ..errors import AuthError, ConfigError, ConnectorError, NotFound, ProtocolError, TransientError, ValidationError
-from ..http import json_body, origin
+from ..errors import AuthError, ConnectorError, NotFound, ProtocolError, TransientError, ValidationError
+from ..http import HttpClient, json_body, origin
 from ..translit import identifier
-from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
+from ..types import Capture, ChangeBatch, EntitySchema, Field, SystemSettings, setting
 from .base import Connector
 from .session import SessionCache
 
@@ -108,37 +108,37 @@ class _Blank(ConnectorError):
     """HTTP 500 with an empty body before we know whether the login itself works."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class RukovoditelSettings(SystemSettings):
+    url: str = setting(form="url", help="the app's address, e.g. https://crm.example.ru "
+                       "(the API is <url>/api/rest.php)")
+    username: str = setting(help="login of an administrator (access group 0)")
+    password: str = setting(secret=True, help="that user's password")
+    api_key: str = setting(secret=True, help="the key under Extension → Tools → API")
+    timezone: str = setting("Europe/Moscow", form="timezone",
+                            help="the app's time zone (Configuration → Application), e.g. Europe/Moscow")
+    date_format: str = setting("m/d/Y", help="the app's date format, PHP letters")
+    datetime_format: str = setting("m/d/Y H:i", help="the app's date-time format, PHP letters")
+    page_size: int = setting(200, minimum=1, help="records per select page")
+    entities: list[str] = setting(  # noqa: RUF009 - setting() makes a dataclasses.field
+        help='entities to pull, e.g. ["Contacts"]; `syncengine discover` lists them')
+
+
 class RukovoditelConnector(Connector):
     kind = "rukovoditel"
     sweep_reads_records = True  # kanban moves and imports do not touch date_updated
-    settings = {
-        "url": Setting(str, required=True, form="url", help="the app's address, e.g. https://crm.example.ru "
-                       "(the API is <url>/api/rest.php)"),
-        "username": Setting(str, required=True, help="login of an administrator (access group 0)"),
-        "password": Setting(str, required=True, secret=True, help="that user's password"),
-        "api_key": Setting(str, required=True, secret=True, help="the key under Extension → Tools → API"),
-        "timezone": Setting(str, default="Europe/Moscow", form="timezone", help="the app's time zone "
-                            "(Configuration → Application), e.g. Europe/Moscow"),
-        "date_format": Setting(str, default="m/d/Y", help="the app's date format, PHP letters"),
-        "datetime_format": Setting(str, default="m/d/Y H:i", help="the app's date-time format, PHP letters"),
-        "page_size": Setting(int, default=200, minimum=1, help="records per select page"),
-        "entities": Setting(list, required=True, items=str, help='entities to pull, e.g. ["Contacts"]; '
-                            "`syncengine discover` lists them"),
-    }
+    Settings = RukovoditelSettings
+    settings: RukovoditelSettings
 
-    def __init__(self, name: str, config: dict[str, Any], http: Any):
+    def __init__(self, name: str, config: Mapping[str, Any], http: HttpClient):
         super().__init__(name, config, http)
-        try:
-            self.zone = ZoneInfo(config.get("timezone") or "Europe/Moscow")
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"systems.{name}", "timezone", f"unknown time zone {config['timezone']!r}; "
-                              "write an IANA name such as Europe/Moscow") from None
-        url = config["url"].rstrip("/")
+        self.zone = ZoneInfo(self.settings.timezone)
+        url = self.settings.url.rstrip("/")
         self.endpoint = url if url.endswith(".php") else f"{url}/api/rest.php"
-        self.page_size = max(1, int(config.get("page_size") or 200))
-        self.date_format = _strptime_format(config.get("date_format") or "m/d/Y")
-        self.datetime_format = _strptime_format(config.get("datetime_format") or "m/d/Y H:i")
-        self.margin = timedelta(seconds=60 + max(0, int(config.get("overlap") or 0)))
+        self.page_size = self.settings.page_size
+        self.date_format = _strptime_format(self.settings.date_format)
+        self.datetime_format = _strptime_format(self.settings.datetime_format)
+        self.margin = timedelta(seconds=60 + self.settings.overlap)
         self._session: SessionCache[dict[str, Any]] = SessionCache(self._probe_login)
         self._entities: dict[str, _Entity] | None = None
 
@@ -469,8 +469,8 @@ class RukovoditelConnector(Connector):
         self._session.raise_if_refused()
         if action == "insert" and self._user is None:
             self._login()  # an empty 500 on an insert must be a crash, never "log in and send it again"
-        body = {"key": self.config["api_key"], "username": self.config["username"],
-                "password": self.config["password"], "action": action, **(params or {})}
+        body = {"key": self.settings.api_key, "username": self.settings.username,
+                "password": self.settings.password, "action": action, **(params or {})}
         try:
             return self.http.request(
                 "POST", self.endpoint + (f"?page={page}" if page else ""), op=action, idempotent=action != "insert",
@@ -499,7 +499,7 @@ class RukovoditelConnector(Connector):
                 if attempt < 2:
                     time.sleep(self.http.backoff * 2 ** attempt)
         raise AuthError(
-            f"login refused: {origin(self.endpoint)} answered the login of user {self.config['username']!r} "
+            f"login refused: {origin(self.endpoint)} answered the login of user {self.settings.username!r} "
             "with HTTP 500 and an empty body, which is how Rukovoditel refuses a wrong username or password, an "
             f"inactive account or a blocked IP address; check username and password in [systems.{self.name}], "
             "that the account is active, and that this machine's IP may use the API (Extension → Tools → API)",
@@ -538,14 +538,14 @@ class RukovoditelConnector(Connector):
         if action == "login" or self._user is None:
             return _Blank(f"HTTP {status} with an empty body")
         if self._user.get("group_id") != 0 and action in ("get_entities", "get_field_choices"):
-            return AuthError(f"access denied: user {self.config['username']!r} is not an administrator (access "
+            return AuthError(f"access denied: user {self.settings.username!r} is not an administrator (access "
                              f"group {self._user.get('group_id')}), and only administrators may list entities "
                              "and choices; use an administrator's login", system=self.name)
         if self._user.get("group_id") == 0:
             return TransientError(f"{action} {what}: HTTP {status} with an empty body (a crash on the server); "
                                   "if it persists, run `syncengine check`", system=self.name)
         right = {"select": "view", "insert": "create", "update": "update", "delete": "delete"}.get(action, action)
-        return AuthError(f"access denied: user {self.config['username']!r} (access group "
+        return AuthError(f"access denied: user {self.settings.username!r} (access group "
                          f"{self._user.get('group_id')}) may not {action} {what or 'this'}; give the group "
                          f"'{right}' access to the entity, or use an administrator", system=self.name)
 
@@ -557,8 +557,8 @@ class RukovoditelConnector(Connector):
             "API is not enabled": "the API is switched off: enable it under Extension → Tools → API",
             "No match for Username and/or Password": "login refused: wrong username or password; check them in "
                                                      f"[systems.{self.name}]",
-            "Your account is not active": f"login refused: the account {self.config['username']!r} is not active",
-            "Access denied": f"access denied: user {self.config['username']!r} may not {action} {what}; use an "
+            "Your account is not active": f"login refused: the account {self.settings.username!r} is not active",
+            "Access denied": f"access denied: user {self.settings.username!r} may not {action} {what}; use an "
                              "administrator",
         }
         if message in auth or code in ("login_fail", "account_not_active", "access_denied", "ip_not_allowed") \

@@ -25,7 +25,8 @@ import html
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,8 +34,8 @@ import orjson
 import requests
 
 from ..errors import AuthError, NotFound, ProtocolError, TransientError, Unsupported, ValidationError
-from ..http import json_body
-from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
+from ..http import HttpClient, json_body
+from ..types import Capture, ChangeBatch, EntitySchema, Field, SystemSettings, setting
 from .base import Connector
 from .session import SessionCache
 
@@ -158,28 +159,30 @@ def php_error_message(page: str) -> str:
     return f"PHP {kind}: {message}{location}"
 
 
+@dataclass(frozen=True, kw_only=True)
+class SalesManSettings(SystemSettings):
+    url: str = setting(form="url", help="the CRM's address, e.g. https://crm.example.ru (the API lives under "
+                       "/developer/v2/)")
+    login: str = setting(help="login of the API user; use an administrator of role «Руководитель организации» "
+                         "so no record is hidden")
+    api_key: str = setting(secret=True, help="the account API key (Панель управления → Общие настройки)")
+    timezone: str = setting("Europe/Moscow", form="timezone", help="the account time zone of the CRM's dates")
+
+
 class SalesManConnector(Connector):
     kind = "salesman"
-    settings = {
-        "url": Setting(str, required=True, form="url", help="the CRM's address, e.g. https://crm.example.ru "
-                                                "(the API lives under /developer/v2/)"),
-        "login": Setting(str, required=True, help="login of the API user; use an administrator of role "
-                                                  "«Руководитель организации» so no record is hidden"),
-        "api_key": Setting(str, required=True, secret=True,
-                           help="the account API key (Панель управления → Общие настройки)"),
-        "timezone": Setting(str, default="Europe/Moscow", form="timezone",
-                            help="the account time zone of the CRM's dates"),
-    }
+    Settings = SalesManSettings
+    settings: SalesManSettings
     default_entities = ("client", "person", "deal", "task")
     # owner changes, deal stage changes and closes, requisites-only edits leave the change date alone
     sweep_reads_records = True
 
-    def __init__(self, name: str, config: dict[str, Any], http: Any):
+    def __init__(self, name: str, config: Mapping[str, Any], http: HttpClient):
         super().__init__(name, config, http)
-        self.base = config["url"].rstrip("/")
+        self.base = self.settings.url.rstrip("/")
         self._lookups: dict[str, list[dict[str, Any]]] = {}
         # credentials travel with every call; a refusal (401) is remembered so they are sent no more
-        self._credentials = SessionCache(lambda: {"login": config["login"], "apikey": config["api_key"]})
+        self._credentials = SessionCache(lambda: {"login": self.settings.login, "apikey": self.settings.api_key})
 
     # -- transport ------------------------------------------------------------------------
     def _call(self, method: str, action: str, params: dict[str, Any] | None = None, *,
@@ -241,7 +244,7 @@ class SalesManConnector(Connector):
 
     # -- metadata --------------------------------------------------------------------------
     def check(self) -> str:
-        reply = self._call("user", "user", {"user": self.config["login"]})
+        reply = self._call("user", "user", {"user": self.settings.login})
         user = reply.get("data") or {}
         role = user.get("tip") or "unknown role"
         note = "" if role in ("Руководитель организации", "Руководитель с доступом", "Поддержка продаж",
@@ -270,7 +273,7 @@ class SalesManConnector(Connector):
                         format=TIME if types.get(name, ("",))[0] == "datetime" else None)
                   for name in names]
         modified = {"client": "date_edit", "person": "date_edit", "deal": "datum_izm"}.get(entity)
-        return EntitySchema(entity, fields, label=entity, timezone=self.config.get("timezone") or "Europe/Moscow",
+        return EntitySchema(entity, fields, label=entity, timezone=self.settings.timezone,
                             modified_field=modified)
 
     @staticmethod
@@ -397,7 +400,7 @@ class SalesManConnector(Connector):
     def _minus_overlap(self, since: str) -> str:
         if len(since) != 19:  # deals: a day, compared inclusively
             return since
-        moment = datetime.strptime(since, TIME) - timedelta(seconds=int(self.config.get("overlap") or 0))
+        moment = datetime.strptime(since, TIME) - timedelta(seconds=self.settings.overlap)
         return moment.strftime(TIME)
 
     def list_ids(self, entity: str) -> Iterator[list[str]]:
@@ -563,7 +566,7 @@ class SalesManConnector(Connector):
         elif source == "":
             values.pop("clientpath")
         if values.get("iduser") in (None, ""):
-            values["iduser"] = self._user_id(self.config["login"])
+            values["iduser"] = self._user_id(self.settings.login)
         return values
 
     def _update_deal(self, did: str, values: dict[str, Any]) -> None:

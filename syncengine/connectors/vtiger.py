@@ -15,16 +15,17 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import requests
 
 from ..errors import AuthError, ConnectorError, NotFound, ProtocolError, TransientError, ValidationError
-from ..http import json_body
+from ..http import HttpClient, json_body
 from ..redact import SECRETS
-from ..types import Capture, ChangeBatch, EntitySchema, Field, Setting
+from ..types import Capture, ChangeBatch, EntitySchema, Field, SystemSettings, setting
 from .base import Connector
 from .session import SessionCache
 
@@ -42,29 +43,33 @@ TYPES = {  # vtiger type name -> ours
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
+@dataclass(frozen=True, kw_only=True)
+class VtigerSettings(SystemSettings):
+    url: str = setting(form="url", help="the CRM's address, e.g. https://crm.example.com")
+    username: str = setting(help="the API user's login")
+    access_key: str = setting(secret=True, help="the user's access key (My Preferences → Access Key)")
+    timezone: str | None = setting(None, form="timezone",
+                                   help="the server's time zone (modifiedtime strings are local)")
+    change_feed: str = setting("auto", choices=("auto", "sync", "query"),
+                               help="auto (probe sync once) | sync | query")
+
+
 class VtigerConnector(Connector):
     kind = "vtiger"
     sweep_reads_records = True  # sync misses other owners' edits; a due sweep re-reads by query
     default_timezone: ClassVar[str] = "UTC"
     select_star: ClassVar[bool] = True   # SalesPlatform crashes on any SELECT that includes `tags`
-    settings = {
-        "url": Setting(str, required=True, form="url", help="the CRM's address, e.g. https://crm.example.com"),
-        "username": Setting(str, required=True, help="the API user's login"),
-        "access_key": Setting(str, required=True, secret=True,
-                              help="the user's access key (My Preferences → Access Key)"),
-        "timezone": Setting(str, form="timezone", help="the server's time zone (modifiedtime strings are local)"),
-        "change_feed": Setting(str, default="auto", choices=("auto", "sync", "query"),
-                               help="auto (probe sync once) | sync | query"),
-    }
+    Settings = VtigerSettings
+    settings: VtigerSettings
     default_entities = ("Contacts", "Accounts")
 
-    def __init__(self, name: str, config: dict[str, Any], http) -> None:
+    def __init__(self, name: str, config: Mapping[str, Any], http: HttpClient) -> None:
         super().__init__(name, config, http)
-        url = config["url"].rstrip("/")
+        url = self.settings.url.rstrip("/")
         self.endpoint = url if url.endswith("webservice.php") else f"{url}/webservice.php"
-        self.timezone = config.get("timezone") or self.default_timezone
-        self.overlap = int(config.get("overlap", 2))
-        self.change_feed = config.get("change_feed", "auto")
+        self.timezone = self.settings.timezone or self.default_timezone
+        self.overlap = self.settings.overlap
+        self.change_feed = self.settings.change_feed
         self._session: SessionCache[dict[str, Any]] = SessionCache(self._login)
         self._sync_works: bool | None = None
         self._clock_offset = 0.0
@@ -110,11 +115,11 @@ class VtigerConnector(Connector):
         process's getchallenge in between, which the next run survives), and each try would count
         as a failed login against the account.
         """
-        username = self.config["username"]
+        username = self.settings.username
         for attempt in (1, 2):
             try:
                 challenge = self._raw("GET", "getchallenge", {"username": username})
-                key = hashlib.md5((challenge["token"] + self.config["access_key"]).encode()).hexdigest()
+                key = hashlib.md5((challenge["token"] + self.settings.access_key).encode()).hexdigest()
                 SECRETS.add_derived(key)  # some installs echo the login request in their error
                 info = self._raw("POST", "login", {"username": username, "accessKey": key})
                 break
@@ -152,7 +157,7 @@ class VtigerConnector(Connector):
     def check(self) -> str:
         types = self._call("GET", "listtypes", {})["types"]
         info = self._session.get()
-        return f"vtiger {info.get('vtigerVersion', '?')} as {self.config['username']}, {len(types)} types"
+        return f"vtiger {info.get('vtigerVersion', '?')} as {self.settings.username}, {len(types)} types"
 
     def entities(self) -> list[str]:
         result = self._call("GET", "listtypes", {})

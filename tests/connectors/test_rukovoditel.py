@@ -47,7 +47,7 @@ def read_all(connector, cursor=None):
 # -- login and errors ---------------------------------------------------------------------------
 
 def test_check_names_the_user_and_a_wrong_password_is_login_refused(ruko):
-    server, connector = ruko()
+    _, connector = ruko()
     assert isinstance(connector, RukovoditelConnector)
     assert "admin (administrator), 6 entities" in connector.check()
 

@@ -219,7 +219,8 @@ def test_secrets_never_appear_in_logs_errors_or_the_mirror(emulator, write_confi
     db_file = sqlite_url.removeprefix("sqlite:///")
     for suffix in ("", "-wal"):
         if os.path.exists(db_file + suffix):
-            assert KEY.encode() not in open(db_file + suffix, "rb").read()
+            with open(db_file + suffix, "rb") as stored:
+                assert KEY.encode() not in stored.read()
 
 
 def test_check_and_status_and_discover(emulator, write_config, sqlite_url):
