@@ -46,6 +46,7 @@ from ..http import HttpClient, json_body
 from ..redact import SECRETS
 from ..types import Capture, ChangeBatch, EntitySchema, Field, SystemSettings, setting
 from .base import Connector
+from .listing import Page, offset_pages
 from .session import SessionCache
 
 log = logging.getLogger("syncengine.alfacrm")
@@ -235,19 +236,17 @@ class AlfaCrmConnector(Connector):
 
     def _pages(self, model: str, branch: int, filters: dict[str, Any],
                parents: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
-        """Every page of a listing: until an empty page or until the rows read reach ``total``."""
-        page = read = largest = 0
-        while True:
+        """Every page of a listing: until an empty page or until the rows read reach ``total``
+        (one pass: a scan checks its branches against fresh totals itself)."""
+        largest = 0  # the server may clamp per-page: the largest page seen is its page size
+
+        def fetch(page: int) -> Page:
+            nonlocal largest
             body = self._index(model, branch, page, filters, parents=parents, known_size=largest)
-            items = body["items"]
-            if not items:
-                return
-            yield items
-            largest = max(largest, len(items))
-            read += len(items)
-            if read >= body["total"]:
-                return
-            page += 1
+            largest = max(largest, len(body["items"]))
+            return Page(body["items"], body["total"])
+
+        return offset_pages(fetch, what=model, system=self.name, restarts=None)
 
     def _total(self, model: str, branch: int, filters: dict[str, Any]) -> int:
         return self._index(model, branch, 0, filters, size=1)["total"]

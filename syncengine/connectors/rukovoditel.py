@@ -42,6 +42,7 @@ from ..http import HttpClient, json_body, origin
 from ..translit import identifier
 from ..types import Capture, ChangeBatch, EntitySchema, Field, SystemSettings, setting
 from .base import Connector
+from .listing import Page, offset_pages
 from .session import SessionCache
 
 BASE_KEYS = ("id", "parent_item_id", "date_added", "date_updated", "created_by")
@@ -71,7 +72,6 @@ EPOCH = "1970-01-02 00:00:00"     # "everything": a window start before any reco
 PHP_TO_STRPTIME = {"d": "%d", "j": "%d", "m": "%m", "n": "%m", "Y": "%Y", "y": "%y", "H": "%H",
                    "G": "%H", "i": "%M", "s": "%S", "M": "%b", "F": "%B", "D": "%a", "l": "%A"}
 ID_LIST_PAGE = 1000
-RESTARTS = 3
 
 
 @dataclass(frozen=True)
@@ -398,28 +398,15 @@ class RukovoditelConnector(Connector):
 
     # -- paging ----------------------------------------------------------------------------
     def _pages(self, e: _Entity, params: dict[str, Any], size: int) -> Iterator[list[dict[str, Any]]]:
-        """Pages of one select; stops at number_of_pages (a page past the end repeats the last one).
-
-        Offset paging shifts when rows vanish between pages: when the row count changes, the
-        listing starts again (repeated rows are harmless), so no row is skipped.
-        """
-        page, total, restarts = 1, None, 0
-        while True:
+        """Pages of one select (offset paging that survives rows moving: :mod:`.listing`); a page
+        past the end repeats the last one, so the listing stops at ``number_of_pages``."""
+        def fetch(page: int) -> Page:
             reply = self._call("select", {"entity_id": e.api_id, "rows_per_page": size, **params},
                                page=page, what=e.name)
-            count, pages = int(reply.get("number_of_rows", 0)), int(reply.get("number_of_pages", 0))
-            if total is not None and count != total:
-                restarts += 1
-                if restarts > RESTARTS:
-                    raise TransientError(f"{e.name}: records kept changing while paging through them "
-                                         f"({restarts} attempts); try again", system=self.name)
-                page, total = 1, None
-                continue
-            total = count
-            yield reply["data"]
-            if page >= pages:
-                return
-            page += 1
+            return Page(reply["data"], int(reply.get("number_of_rows", 0)),
+                        last=page >= int(reply.get("number_of_pages", 0)))
+
+        return offset_pages(fetch, what=e.name, system=self.name, first=1)
 
     # -- catalogue -------------------------------------------------------------------------
     def _catalogue(self) -> dict[str, _Entity]:

@@ -37,6 +37,7 @@ from ..errors import AuthError, NotFound, ProtocolError, TransientError, Unsuppo
 from ..http import HttpClient, json_body
 from ..types import Capture, ChangeBatch, EntitySchema, Field, SystemSettings, setting
 from .base import Connector
+from .listing import Page, offset_pages
 from .session import SessionCache
 
 log = logging.getLogger("syncengine.salesman")
@@ -299,47 +300,28 @@ class SalesManConnector(Connector):
                               system=self.name)
 
     # -- reading ---------------------------------------------------------------------------
-    def _pages(self, entity: str, params: dict[str, Any]) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
-        """Pages of a list call until a short or empty page (empty: no ``data``, ``[]`` or lead's 404)."""
-        method = RECORDS[entity][0]
-        page = 0
-        while True:
-            try:
-                reply = self._call(method, "list", {**params, "offset": page})
-            except NotFound:
-                if entity == "lead":
-                    return
-                raise
-            rows = reply.get("data") if isinstance(reply, dict) else None
-            if not rows:
-                return
-            yield rows, reply.get("count")
-            if len(rows) < PAGE:
-                return
-            page += 1
+    def _page(self, entity: str, params: dict[str, Any], number: int) -> Page:
+        """One page of a list call: fixed 200 rows, ``count`` = all rows matched (lead: a 404 when none)."""
+        try:
+            reply = self._call(RECORDS[entity][0], "list", {**params, "offset": number})
+        except NotFound:
+            if entity == "lead":
+                return Page([])
+            raise
+        reply = reply if isinstance(reply, dict) else {}
+        rows = reply.get("data") or []
+        count = reply.get("count")
+        return Page(rows, int(count) if count is not None else None, last=len(rows) < PAGE)
 
-    def _walk(self, entity: str, params: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
-        """Every row of a listing in id order; walked again when rows moved under the pages.
-
-        Paging is by page index, so a row deleted behind the walk shifts the next one onto a page
-        already read; the total ``count`` reveals it, and a second walk reads what the first missed.
-        """
+    def _walk(self, entity: str, params: dict[str, Any] | None = None, *,
+              complete: bool = True) -> Iterator[list[dict[str, Any]]]:
+        """Every row of a listing in id order, the only stable one (:mod:`.listing` reads it again
+        when rows move under the pages). ``complete=False``: one pass, for a read by id."""
         id_key = RECORDS[entity][1]
         base = {"order": id_key, "first": "old", **(params or {})}
-        seen: set[Any] = set()
-        count: int | None = None
-        for _ in range(3):
-            seen, count = set(), None
-            for rows, total in self._pages(entity, base):
-                count = total
-                seen.update(row.get(id_key) for row in rows)
-                yield [self._record(entity, row) for row in rows]
-            if count is None or len(seen) >= count:
-                return
-            log.info("%s: %s listing changed while read (%d of %d rows); reading it again",
-                     self.name, entity, len(seen), count)
-        raise TransientError(f"the {entity} listing kept changing while it was read ({len(seen)} of {count} "
-                             "rows); the next pull reads it again", system=self.name)
+        for rows in offset_pages(lambda number: self._page(entity, base, number), what=entity, system=self.name,
+                                 key=lambda row: row.get(id_key), restarts=3 if complete else None):
+            yield [self._record(entity, row) for row in rows]
 
     def _record(self, entity: str, row: dict[str, Any]) -> dict[str, Any]:
         return {"id": str(row[RECORDS[entity][1]]), **row}
@@ -460,13 +442,9 @@ class SalesManConnector(Connector):
     def _find(self, entity: str, params: dict[str, Any], ids: set[str]) -> list[dict[str, Any]]:
         """The rows with these ids from a listing narrowed to them (a read by id, not a listing):
         rows that others add or remove meanwhile do not matter, so no count check and no restart."""
-        id_key = RECORDS[entity][1]
         found: dict[str, dict[str, Any]] = {}
-        for rows, _ in self._pages(entity, {"order": id_key, "first": "old", **params}):
-            for row in rows:
-                record = self._record(entity, row)
-                if record["id"] in ids:
-                    found[record["id"]] = record
+        for records in self._walk(entity, params, complete=False):
+            found.update((r["id"], r) for r in records if r["id"] in ids)
             if len(found) == len(ids):
                 break
         return list(found.values())
