@@ -38,8 +38,6 @@ class ConfigError(UsageError):
 class ConnectorError(SyncEngineError):
     """An error talking to one configured system."""
 
-    retriable = False
-
     def __init__(self, message: str, *, system: str | None = None):
         self.system = system
         self.detail = message = SECRETS.redact(message)  # a CRM may echo what we sent
@@ -63,8 +61,6 @@ class TransientError(ConnectorError):
     ``request_sent=False`` means the server certainly did not act on the request (the connection
     was never made, or it answered 429): only then may a non-idempotent write be sent again.
     """
-
-    retriable = True
 
     def __init__(self, message: str, *, system: str | None = None, request_sent: bool = True):
         super().__init__(message, system=system)

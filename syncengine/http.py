@@ -34,7 +34,6 @@ class RequestBudget:
         self.interval = 1.0 / per_second if per_second else 0.0
         self._next = 0.0
         self._lock = threading.Lock()
-        self.waited = 0.0
 
     def acquire(self) -> None:
         if not self.interval:
@@ -44,7 +43,6 @@ class RequestBudget:
             start = max(now, self._next)
             self._next = start + self.interval
         if start > now:
-            self.waited += start - now
             time.sleep(start - now)
 
 
