@@ -246,7 +246,7 @@ class AlfaCrmConnector(Connector):
             largest = max(largest, len(body["items"]))
             return Page(body["items"], body["total"])
 
-        return offset_pages(fetch, what=model, system=self.name, restarts=None)
+        return (rows for _, rows in offset_pages(fetch, what=model, system=self.name, restarts=None))
 
     def _total(self, model: str, branch: int, filters: dict[str, Any]) -> int:
         return self._index(model, branch, 0, filters, size=1)["total"]

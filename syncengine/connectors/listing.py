@@ -31,10 +31,11 @@ class Page:
 
 def offset_pages(fetch: Callable[[int], Page], *, what: str, system: str, first: int = 0,
                  key: Callable[[Row], Any] = lambda row: row["id"],
-                 restarts: int | None = 3) -> Iterator[list[Row]]:
-    """The rows of pages FIRST, FIRST+1, … until an empty or last page, or the total is read.
+                 restarts: int | None = 3) -> Iterator[tuple[int, list[Row]]]:
+    """(number, rows) of pages FIRST, FIRST+1, … until an empty or last page, or the total is read.
 
-    ``restarts=None``: one pass, no total check (the caller checks completeness its own way).
+    ``restarts=None``: one pass, no total check (the caller checks completeness its own way, or
+    reads only part of the listing: a read by id, or a listing resumed at page FIRST).
     """
     attempt = 0
     while True:
@@ -51,7 +52,7 @@ def offset_pages(fetch: Callable[[int], Page], *, what: str, system: str, first:
             if not page.rows:
                 break
             seen.update(key(row) for row in page.rows)
-            yield page.rows
+            yield number, page.rows
             read += len(page.rows)
             if page.last or (total is not None and read >= total):
                 break

@@ -406,7 +406,7 @@ class RukovoditelConnector(Connector):
             return Page(reply["data"], int(reply.get("number_of_rows", 0)),
                         last=page >= int(reply.get("number_of_pages", 0)))
 
-        return offset_pages(fetch, what=e.name, system=self.name, first=1)
+        return (rows for _, rows in offset_pages(fetch, what=e.name, system=self.name, first=1))
 
     # -- catalogue -------------------------------------------------------------------------
     def _catalogue(self) -> dict[str, _Entity]:

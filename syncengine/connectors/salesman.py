@@ -313,15 +313,22 @@ class SalesManConnector(Connector):
         count = reply.get("count")
         return Page(rows, int(count) if count is not None else None, last=len(rows) < PAGE)
 
-    def _walk(self, entity: str, params: dict[str, Any] | None = None, *,
-              complete: bool = True) -> Iterator[list[dict[str, Any]]]:
+    def _walk(self, entity: str, params: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
         """Every row of a listing in id order, the only stable one (:mod:`.listing` reads it again
-        when rows move under the pages). ``complete=False``: one pass, for a read by id."""
+        when rows move under the pages)."""
+        for _, records in self._walk_pages(entity, params):
+            yield records
+
+    def _walk_pages(self, entity: str, params: dict[str, Any] | None = None, *, first: int = 0,
+                    complete: bool = True) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """(page number, records) of a listing in id order. ``complete=False``: one pass from page
+        FIRST, for a read by id or a resumed read."""
         id_key = RECORDS[entity][1]
         base = {"order": id_key, "first": "old", **(params or {})}
-        for rows in offset_pages(lambda number: self._page(entity, base, number), what=entity, system=self.name,
-                                 key=lambda row: row.get(id_key), restarts=3 if complete else None):
-            yield [self._record(entity, row) for row in rows]
+        for number, rows in offset_pages(lambda n: self._page(entity, base, n), what=entity, system=self.name,
+                                         first=first, key=lambda row: row.get(id_key),
+                                         restarts=3 if complete else None):
+            yield number, [self._record(entity, row) for row in rows]
 
     def _record(self, entity: str, row: dict[str, Any]) -> dict[str, Any]:
         return {"id": str(row[RECORDS[entity][1]]), **row}
@@ -348,14 +355,35 @@ class SalesManConnector(Connector):
             if not yielded:
                 yield ChangeBatch(scan=True)
             return
+        state = json.loads(cursor) if cursor else {}
+        if "page" in state:  # a first read cut short: go on from its last page
+            yield from self._first_read(entity, state["since"], resume=state["page"])
+        elif not state.get("since"):
+            yield from self._first_read(entity, self._newest(entity))
+        else:
+            yield from self._read_since(entity, state["since"])
+
+    def _first_read(self, entity: str, mark: str | None, resume: int | None = None) -> Iterator[ChangeBatch]:
+        """Every record of a client or deal listing, each page with a cursor to resume from.
+
+        MARK is the newest change time before the read began; a read resumed after page RESUME
+        reads that page again (rows deleted meanwhile shift the pages), is not a complete
+        listing (no ``scan`` batches, nothing swept on its strength) and then reads what changed
+        since MARK, so edits made while it was cut short are not lost.
+        """
+        extra = {"bankinfo": "yes"} if entity == "client" else {}
+        for number, records in self._walk_pages(entity, extra, first=resume or 0, complete=resume is None):
+            yield ChangeBatch(records=records, scan=resume is None,
+                              cursor=json.dumps({"since": mark, "page": number}) if mark else None)
+        if resume is not None and mark:
+            yield from self._read_since(entity, mark)
+        else:
+            yield ChangeBatch(cursor=json.dumps({"since": mark}), scan=resume is None)
+
+    def _read_since(self, entity: str, stored: str) -> Iterator[ChangeBatch]:
+        """Records created or edited since STORED (less the overlap), then the new cursor."""
         mark = self._newest(entity)
-        state = json.loads(cursor) if cursor else None
-        if not state or not state.get("since"):
-            for records in self._scan(entity):
-                yield ChangeBatch(records=records, scan=True)
-            yield ChangeBatch(cursor=json.dumps({"since": mark}), scan=True)
-            return
-        since = self._minus_overlap(state["since"])
+        since = self._minus_overlap(stored)
         seen: set[str] = set()
         extra = {"bankinfo": "yes"} if entity == "client" else {}
         # both ends always: dateChangeStart alone is compared with dateStart by the CRM
@@ -365,7 +393,7 @@ class SalesManConnector(Connector):
                 seen.update(r["id"] for r in fresh)
                 if fresh:
                     yield ChangeBatch(records=fresh)
-        yield ChangeBatch(cursor=json.dumps({"since": mark or state["since"]}))
+        yield ChangeBatch(cursor=json.dumps({"since": mark or stored}))
 
     def _newest(self, entity: str) -> str | None:
         """The newest create/edit time on the server, read *before* the changes are read."""
@@ -443,7 +471,7 @@ class SalesManConnector(Connector):
         """The rows with these ids from a listing narrowed to them (a read by id, not a listing):
         rows that others add or remove meanwhile do not matter, so no count check and no restart."""
         found: dict[str, dict[str, Any]] = {}
-        for records in self._walk(entity, params, complete=False):
+        for _, records in self._walk_pages(entity, params, complete=False):
             found.update((r["id"], r) for r in records if r["id"] in ids)
             if len(found) == len(ids):
                 break

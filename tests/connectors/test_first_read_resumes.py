@@ -40,3 +40,23 @@ def test_vtiger_first_read_resumes_after_a_crash(emulator, write_config, sqlite_
     assert Mirror(config.mirror_url).records("vt", "Contacts") == expected
     pages_left = -(-(RECORDS - committed) // 100)
     assert server.stats_json()["requests"].get("query", 0) <= pages_left + 1  # + the overlap page
+
+
+def test_salesman_first_read_of_clients_resumes_after_a_crash(emulator, write_config, sqlite_url):
+    server = emulator("salesman", records=2000, api_key="emulator-key")
+    total = len(server.app.clients)
+    config = load_config(write_config(sqlite_url, {"sm": {
+        "kind": "salesman", "url": server.url, "login": "admin", "api_key": "emulator-key",
+        "entities": ["client"], "retries": 0, "timeout": 10}}))
+    first = pull(config, progress=crash_after(server, 500))
+    assert not first.ok
+    committed = len(Mirror(config.mirror_url).records("sm", "client"))
+    assert 500 <= committed < total
+
+    server.faults.error_rate = 0.0
+    second = pull(config).entity("sm", "client")
+    assert second.status == "ok"
+    assert set(Mirror(config.mirror_url).records("sm", "client")) == {str(c) for c in server.app.clients}
+    assert second.created == total - committed
+    # read again: the last page read before the crash, and the newest rows the change windows overlap
+    assert second.unchanged <= 200 + 5
