@@ -43,24 +43,17 @@ def test_vtiger_wrong_access_key_makes_one_challenge_and_one_login(emulator):
     assert logins(server, "getchallenge", "login") == {"getchallenge": 1, "login": 1}
 
 
-def test_alfacrm_wrong_api_key_makes_one_login(emulator):
-    server = emulator("alfacrm", records=5, api_key="the-right-key-1")
-    conn = connect("alfa", {"kind": "alfacrm", "url": server.url, "email": "admin@example.com",
-                            "api_key": "a-wrong-key-2", "retries": 2, "timeout": 5})
+@pytest.mark.parametrize("kind, user, entity, values", [
+    ("alfacrm", {"email": "admin@example.com"}, "customer", {"name": "Never"}),
+    ("salesman", {"login": "admin"}, "client", {"title": "Never"}),
+])
+def test_a_wrong_api_key_is_sent_once(emulator, kind, user, entity, values):
+    server = emulator(kind, records=5, api_key="the-right-key-1")
+    conn = connect("crm", {"kind": kind, "url": server.url, **user, "api_key": "a-wrong-key-2",
+                           "retries": 2, "timeout": 5})
     with pytest.raises(AuthError):
         conn.check()
-    errors = hammer(conn, "customer", {"name": "Never"})
-    assert len(errors) == WRITES and all(isinstance(e, AuthError) for e in errors)
-    assert server.stats_json()["total"] == 1
-
-
-def test_salesman_wrong_api_key_is_sent_once(emulator):
-    server = emulator("salesman", records=5, api_key="the-right-key-1")
-    conn = connect("sm", {"kind": "salesman", "url": server.url, "login": "admin",
-                          "api_key": "a-wrong-key-2", "retries": 2, "timeout": 5})
-    with pytest.raises(AuthError):
-        conn.check()
-    errors = hammer(conn, "client", {"title": "Never"})
+    errors = hammer(conn, entity, values)
     assert len(errors) == WRITES and all(isinstance(e, AuthError) for e in errors)
     assert server.stats_json()["total"] == 1
 
