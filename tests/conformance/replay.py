@@ -484,7 +484,7 @@ class VtigerReplayer(Replayer):
 
     def id_places(self, body: Any) -> set[tuple[str, Any]]:
         out = set()
-        for path, key, value in walk(body):
+        for path, _, value in walk(body):
             if isinstance(value, str) and VT_ID.fullmatch(value) and int(value.split("x")[0]) not in VT_NOT_RECORDS:
                 out.add((path, int(value.split("x")[1])))
         return out
@@ -579,7 +579,8 @@ class RukovoditelReplayer(Replayer):
             if str(params.get("entity_id")) != "25":
                 continue
             for _, key, row in walk(ex["response"].get("body")):
-                if key is None and isinstance(row, dict) and "parent_item_id" in row and str(row.get("id")) not in created:
+                if key is None and isinstance(row, dict) and "parent_item_id" in row \
+                        and str(row.get("id")) not in created:
                     known = seen.setdefault(int(row["id"]), {})
                     for k, v in row.items():
                         known.setdefault(k, v)
@@ -630,8 +631,9 @@ class RukovoditelReplayer(Replayer):
         action = (ex["request"].get("form") or ex["request"].get("json") or {}).get("action")
         if action == "insert" and isinstance(rec, dict) and isinstance(actual, dict):
             real = str((rec.get("data") or {}).get("id", "")).split(",")
-            ours = str((actual.get("data") or {}).get("id", "")).split(",") if isinstance(actual.get("data"), dict) else []
-            for r, o in zip(real, ours):
+            data = actual.get("data")
+            ours = str(data.get("id", "")).split(",") if isinstance(data, dict) else []
+            for r, o in zip(real, ours, strict=False):
                 if r.isdigit() and o.isdigit():
                     self.ids[int(r)] = int(o)
                     self.created.add(int(r))
@@ -690,9 +692,9 @@ class SalesManReplayer(Replayer):
             params = {**(req.get("query") or {}), **(req.get("form") or {}), **(req.get("json") or {})}
             used.update(int(v) for k, v in params.items() if self._ns_of(k) == "client" and str(v).isdigit())
             body = ex["response"].get("body")
-            if params.get("action") == "add" and req["path"].endswith("/client") and isinstance(body, dict):
-                if isinstance(body.get("data"), int):
-                    added.add(body["data"])
+            if params.get("action") == "add" and req["path"].endswith("/client") and isinstance(body, dict) \
+                    and isinstance(body.get("data"), int):
+                added.add(body["data"])
             for _, key, value in walk(body):
                 if key is None and isinstance(value, dict) and str(value.get("clid", "")).isdigit():
                     title = value.get("client") or value.get("title")
@@ -732,9 +734,10 @@ class SalesManReplayer(Replayer):
         return super().step(index, ex)
 
     def expected(self, body: Any) -> Any:
-        if isinstance(body, dict) and isinstance(body.get("error"), dict) and isinstance(body["error"].get("text"), str):
-            text = re.sub(r"\(clid = (\d+)\)", lambda m: f"(clid = {self.ids.get(('client', int(m.group(1))), m.group(1))})",
-                          body["error"]["text"])
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("text"), str):
+            text = re.sub(r"\(clid = (\d+)\)",
+                          lambda m: f"(clid = {self.ids.get(('client', int(m.group(1))), m.group(1))})", error["text"])
             return {**body, "error": {**body["error"], "text": text}}
         return body
 
