@@ -136,7 +136,7 @@ class Page:
 
         body = self.browser.find_element(By.TAG_NAME, "body")
         self.browser.find_element(By.CSS_SELECTOR, css).click()
-        WebDriverWait(self.browser, 10).until(expected_conditions.staleness_of(body))
+        WebDriverWait(self.browser, 60).until(expected_conditions.staleness_of(body))
 
     def path(self) -> str:
         from urllib.parse import urlsplit
