@@ -114,13 +114,15 @@ def plan_command(config: Config, name: str | None, out: str | None, as_json: boo
       syncengine plan contacts --pull --out contacts.plan
       syncengine apply contacts.plan
     """
-    from ..mapping import prepare, resolve_names
+    from ..mapping import load_mappings, prepare, resolve_names
     from ..mirror import Mirror
     from ..plan import make_plan
     from ..pull import pull
 
+    names = resolve_names(config, name)
+    load_mappings(config, names)  # a broken mapping is refused before the mirror is created
     mirror = Mirror(config.mirror_url)
-    prepared = prepare(config, resolve_names(config, name), mirror)
+    prepared = prepare(config, names, mirror)
     if pull_first:
         targets = sorted({str(m.side(s)) for m, _ in prepared for s in ("left", "right")})
         pull(config, targets, mirror=mirror)

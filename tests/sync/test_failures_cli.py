@@ -144,3 +144,11 @@ def test_error_lines_are_never_broken_at_80_columns(pair):
     assert done.returncode == 1
     [line] = [line for line in done.stderr.splitlines() if "could not be read" in line]
     assert len(line) > 80 and line.startswith("error: ") and line.endswith(")")
+
+
+def test_plan_refuses_a_broken_mapping_before_the_mirror_is_created(pair, tmp_path):
+    pair.mapping_file().write_text('left = "vt:Contacts"\nright = "alfa:customer"\n[fields]\n'
+                                   'payer = { right = "legal_name", template = "{lastname!z}" }\n', encoding="utf-8")
+    done = syncengine(pair, "plan")
+    assert done.returncode == 2 and "fields.payer.template: {lastname!z} is not a field placeholder" in done.stderr
+    assert not (tmp_path / "mirror.db").exists()
