@@ -460,8 +460,11 @@ class MappingPlanner:
                 key = self.tr.match_key(values)
                 candidates = by_key[target].get(key, []) if key is not None else []
                 peers = [r for r in by_key[side].get(key, []) if r in free_set[side]] if key is not None else [rid]
+                stamped = target in m.external_id  # each create carries its source: peers are told apart
+                if stamped and candidates and not any(c in free_set[target] for c in candidates):
+                    candidates = []  # the ones with this key are other records' already
                 if not candidates:
-                    if m.creates_on(target) and len(peers) > 1:  # two creates recovery could not tell apart
+                    if m.creates_on(target) and len(peers) > 1 and not stamped:  # creates recovery could not tell apart
                         self._issue(side, rid, "ambiguous",
                                     f"{', '.join(m.match_on)} {'/'.join(map(str, key or ()))} is shared by "
                                     f"{len(peers)} {m.side(side)} records and matches none in {m.side(target)}; "
@@ -517,8 +520,12 @@ class MappingPlanner:
                     born_here.append(fm.name)
         left_id, right_id = (rid, None) if source == "left" else (None, rid)
         key = self.tr.match_key(values)
-        match = None
-        if key is not None:
+        match: dict[str, Any] | None = None
+        stamp = m.external_id.get(target)
+        if stamp:  # the new record names its source: recovery finds exactly this one
+            payload[stamp] = f"{m.side(source)}:{rid}"
+            match = {"criteria": {stamp: payload[stamp]}, "key": None, "external": stamp}
+        elif key is not None:
             criteria = self.tr.to_raw(target, {f: values[f] for f in m.match_on})
             criteria = {k: (v[m.fields[f].paths[target].index or 0] if isinstance(v, list) else v)
                         for (k, v), f in zip(criteria.items(), m.match_on, strict=True)}

@@ -401,6 +401,10 @@ class Pusher:
         for candidate in sorted(candidates, key=lambda r: str(r["id"])):
             if str(candidate["id"]) in linked:
                 continue
+            if match and match.get("external"):  # stamped with its source on create: ours or not
+                if str(candidate.get(match["external"])) == match["criteria"][match["external"]]:
+                    return candidate
+                continue
             if match and list(tr.match_key(tr.canonical(side, candidate)) or ()) != match["key"]:
                 continue
             held = self._stored(row, candidate, settles)

@@ -20,7 +20,8 @@ from .normalize import COUNTRIES, NORMALIZERS
 from .spec import DIRECTIONS, ON_DELETE, POLICIES, SIDES, TYPES, FieldMap, Mapping, Path_, SideRef, other
 
 _PLACEHOLDER = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-_TOP_KEYS = {"left", "right", "direction", "match_on", "conflict", "on_delete", "phone_country", "fields"}
+_TOP_KEYS = {"left", "right", "direction", "match_on", "conflict", "on_delete", "phone_country", "fields",
+             "external_id"}
 _FIELD_KEYS = {"left", "right", "direction", "normalize", "type", "values", "ref", "const", "template",
                "conflict", "left_format", "right_format", "country"}
 
@@ -116,7 +117,20 @@ def load_mapping(config: Config, path: Path, *, known: set[str]) -> Mapping:
             raise ConfigError(file, "match_on", f"{name!r} must be a field present on both sides, "
                               "not a constant or a template")
     mapping.match_on = match_on
+    mapping.external_id = _external_id(file, raw.get("external_id"))
     return mapping
+
+
+def _external_id(file: str, value: Any) -> dict[str, str]:
+    """``"cf_sync_id"`` (a field of the left side) or ``{ left = "…", right = "…" }``."""
+    if value is None:
+        return {}
+    if isinstance(value, str) and value:
+        return {"left": value}
+    if isinstance(value, dict) and value and all(k in SIDES and isinstance(v, str) and v for k, v in value.items()):
+        return dict(value)
+    raise ConfigError(file, "external_id", 'a field name of the left side, e.g. "cf_sync_id", or '
+                      '{ left = "cf_sync_id", right = "custom_sync_id" }')
 
 
 def _side_ref(config: Config, file: str, side: str, value: Any) -> SideRef:

@@ -108,6 +108,7 @@ class Mapping:
     on_delete: str = "unlink"
     fields: dict[str, FieldMap] = field(default_factory=dict)
     phone_country: str = "RU"
+    external_id: dict[str, str] = field(default_factory=dict)  # side -> field a create stamps with its source
 
     def side(self, which: str) -> SideRef:
         return self.left if which == "left" else self.right

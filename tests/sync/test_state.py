@@ -222,3 +222,27 @@ def test_a_datetime_kept_to_the_minute_never_overwrites_the_seconds(emulator, wr
         again = run_sync(config)
         assert again.ok and again.apply.writes == 0 and not again.apply.notices
     assert alfa.app.live_records("customer")[rid]["paid_till"] == "2026-03-01 10:15:30"
+
+
+STAMPED = MAPPING_WITHOUT_MATCH.replace('left = "vt:Contacts"', 'external_id = "department"\nleft = "vt:Contacts"')
+
+
+def test_an_external_id_tells_same_key_creates_apart(make_pair):
+    """Two Alfa customers share an e-mail; vtiger's first create fails, the second's answer is lost.
+    Each create stamps vtiger's `department` with its source, recovery looks that up: each customer
+    ends linked to its own contact, none duplicated, none adopted by the other."""
+    pair = make_pair(STAMPED.replace("[fields]", 'match_on = ["email"]\n[fields]'))
+    one = pair.alfa_add(name="Первая", email=["twin@example.com"])
+    two = pair.alfa_add(name="Вторая", email=["twin@example.com"])
+    pair.vt_server.fail_next(1, operation="create")
+    pair.vt_server.fail_next(1, operation="create", after=True)
+    for _ in range(3):
+        run_sync(pair.config)
+    vt = pair.vt_contacts()
+    assert sorted(c["lastname"] for c in vt.values()) == ["Вторая", "Первая"]
+    assert {c["department"] for c in vt.values()} == {f"alfa:customer:{one}", f"alfa:customer:{two}"}
+    mirror = Mirror(pair.config.mirror_url)
+    with mirror.engine.connect() as conn:
+        links = {r.right_id: r.left_id for r in conn.execute(sa.select(LinkRow))}
+    assert vt[links[one]]["lastname"] == "Первая" and vt[links[two]]["lastname"] == "Вторая"
+    assert run_sync(pair.config).apply.writes == 0
