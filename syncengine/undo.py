@@ -82,6 +82,18 @@ class _CannotUndo(Exception):
     pass
 
 
+def _wrote(row: dict[str, Any]) -> dict[str, Any]:
+    """The canonical values the write left on the target: what it settled, as the target stored it."""
+    return {**jsonutil.loads(row["settles"]), **jsonutil.loads(row["stored"] or "{}")}
+
+
+def _changed_since(pusher: Pusher, row: dict[str, Any], record: dict[str, Any]) -> dict[str, str]:
+    """Per field the write wrote and someone changed since: a line saying what it is now."""
+    current = pusher.translator(row["mapping"], fresh=True).canonical(row["side"], record)
+    return {name: f"it is {jsonutil.dumps(current.get(name))} now, that run wrote {jsonutil.dumps(value)}"
+            for name, value in _wrote(row).items() if current.get(name) != value}
+
+
 def _undo_one(pusher: Pusher, row: dict[str, Any]) -> list[str]:
     """Undo one write; returns the fields left alone because they changed since."""
     connector = pusher.connector(row["system"])
@@ -91,6 +103,11 @@ def _undo_one(pusher: Pusher, row: dict[str, Any]) -> list[str]:
         raise _CannotUndo("the record was deleted and the API cannot restore it; restore it in the CRM "
                           "(vtiger: recycle bin), the next sync links it again")
     if row["op"] == "create":
+        found = connector.fetch(row["entity"], [row["remote_id"]])
+        if found:
+            changed = _changed_since(pusher, row, found[0])
+            if changed:
+                raise _CannotUndo("the created record was edited since, so it is kept: " + "; ".join(changed))
         with contextlib.suppress(NotFound):
             connector.delete(row["entity"], row["remote_id"])
         with pusher.lock:
@@ -103,11 +120,9 @@ def _undo_one(pusher: Pusher, row: dict[str, Any]) -> list[str]:
     found = connector.fetch(row["entity"], [row["remote_id"]])
     if not found:
         raise _CannotUndo("the record is gone")
-    current = pusher.translator(row["mapping"], fresh=True).canonical(row["side"], found[0])
-    wrote = {**jsonutil.loads(row["settles"]), **jsonutil.loads(row["stored"] or "{}")}
-    changed = {name: value for name, value in wrote.items() if current.get(name) != value}
-    left_alone = [f"{name} left alone: it is {jsonutil.dumps(current.get(name))} now, that run wrote "
-                  f"{jsonutil.dumps(value)}" for name, value in changed.items()]
+    wrote = _wrote(row)
+    changed = _changed_since(pusher, row, found[0])
+    left_alone = [f"{name} left alone: {line}" for name, line in changed.items()]
     back = [name for name in wrote if name not in changed]
     if not back:
         raise _CannotUndo("; ".join(left_alone))
