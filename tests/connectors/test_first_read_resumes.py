@@ -13,12 +13,18 @@ KEY = "emulator-Access-Key-42"
 RECORDS = 1000
 
 
-def crash_after(server, records):
-    """A progress callback that takes the CRM down once RECORDS rows are committed."""
-    def progress(system, entity, read):
-        if read >= records:
+def pull_cut_short(config, server, system, entity, after):
+    """A first pull during which the CRM goes down once AFTER rows are committed; it comes back up
+    after it. Returns how many rows that pull committed."""
+    def progress(_system, _entity, read):
+        if read >= after:
             server.faults.error_rate = 1.0
-    return progress
+
+    assert not pull(config, progress=progress).ok
+    server.faults.error_rate = 0.0
+    committed = len(Mirror(config.mirror_url).records(system, entity))
+    assert after <= committed
+    return committed
 
 
 @pytest.mark.parametrize("mode", ["sync", "query"])
@@ -27,12 +33,9 @@ def test_vtiger_first_read_resumes_after_a_crash(emulator, write_config, sqlite_
     config = load_config(write_config(sqlite_url, {"vt": {
         "kind": "vtiger", "url": server.url, "username": "admin", "access_key": KEY, "change_feed": mode,
         "entities": ["Contacts"], "retries": 0, "timeout": 5}}))
-    first = pull(config, progress=crash_after(server, 300))
-    assert not first.ok
-    committed = len(Mirror(config.mirror_url).records("vt", "Contacts"))
-    assert 300 <= committed < RECORDS
+    committed = pull_cut_short(config, server, "vt", "Contacts", after=300)
+    assert committed < RECORDS
 
-    server.faults.error_rate = 0.0
     server.reset_stats()
     second = pull(config)
     assert second.ok
@@ -48,12 +51,9 @@ def test_salesman_first_read_of_clients_resumes_after_a_crash(emulator, write_co
     config = load_config(write_config(sqlite_url, {"sm": {
         "kind": "salesman", "url": server.url, "login": "admin", "api_key": "emulator-key",
         "entities": ["client"], "retries": 0, "timeout": 10}}))
-    first = pull(config, progress=crash_after(server, 500))
-    assert not first.ok
-    committed = len(Mirror(config.mirror_url).records("sm", "client"))
-    assert 500 <= committed < total
+    committed = pull_cut_short(config, server, "sm", "client", after=500)
+    assert committed < total
 
-    server.faults.error_rate = 0.0
     second = pull(config).entity("sm", "client")
     assert second.status == "ok"
     assert set(Mirror(config.mirror_url).records("sm", "client")) == {str(c) for c in server.app.clients}
