@@ -12,6 +12,7 @@ from .config import Config
 from .errors import ConnectorError, NotFound, UsageError
 from .mirror import Mirror
 from .mirror.models import LinkRow, OutboxRow, RunRow, utcnow
+from .mapping.translate import put_element
 from .push import Pusher, find_link, settled_bases
 
 OUT = cast(sa.Table, OutboxRow.__table__)
@@ -70,8 +71,13 @@ def _partial(pusher: Pusher, row: dict[str, Any], back: list[str], before: dict[
     payload: dict[str, Any] = {}
     for name in back:
         path = fields[name].paths.get(row["side"])
-        if path is not None and path.index is None and path.key in before:
-            payload[path.key] = before[path.key]
+        if path is not None and path.key in before:
+            if path.index is None:
+                payload[path.key] = before[path.key]
+            else:  # only the element that run wrote: the list's other elements stay as they are now
+                old = before[path.key] if isinstance(before[path.key], list) else [before[path.key]]
+                payload[path.key] = put_element(payload.get(path.key, current.get(path.key)), path.index,
+                                                old[path.index] if path.index < len(old) else "")
         else:
             payload.update(pusher.translator(row["mapping"]).to_raw(row["side"], {name: expected.get(name)},
                                                                     {**current, **payload}))
@@ -128,8 +134,10 @@ def _undo_one(pusher: Pusher, row: dict[str, Any]) -> list[str]:
         raise _CannotUndo("; ".join(left_alone))
     before = jsonutil.loads(row["before"] or "{}")
     payload = before  # the raw values as they were, byte for byte
-    if changed:
-        if not row["expected"]:  # written before expectations were kept: all or nothing
+    fields = pusher.mapping(row["mapping"]).fields
+    in_list = any(getattr(fields[name].paths.get(row["side"]), "index", None) is not None for name in back)
+    if changed or in_list:
+        if changed and not row["expected"]:  # written before expectations were kept: all or nothing
             raise _CannotUndo("; ".join(left_alone))
         payload = _partial(pusher, row, back, before, found[0])
     record = connector.update(row["entity"], row["remote_id"], payload)

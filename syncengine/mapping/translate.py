@@ -216,18 +216,7 @@ class Translator:
             if path.index is None:
                 out[path.key] = raw
                 continue
-            items = out.get(path.key, (current or {}).get(path.key))
-            items = list(items) if isinstance(items, list) else ([] if items in (None, "") else [items])
-            if raw in (None, ""):  # blank the element: the ones after it keep their places
-                if path.index < len(items):
-                    items[path.index] = ""
-                while items and items[-1] in (None, ""):
-                    items.pop()
-            else:
-                while len(items) <= path.index:
-                    items.append("")
-                items[path.index] = raw
-            out[path.key] = items
+            out[path.key] = put_element(out.get(path.key, (current or {}).get(path.key)), path.index, raw)
         return out
 
     def _raw(self, fm: FieldMap, side: str, canon: Any) -> Any:
@@ -272,6 +261,22 @@ class _Blank(dict):
 
     def __missing__(self, key: str) -> str:
         return ""
+
+
+def put_element(items: Any, index: int, raw: Any) -> list[Any]:
+    """ITEMS (a raw list, a single value or nothing) with element INDEX set to RAW; a blank RAW blanks
+    the element, so the ones after it keep their places."""
+    items = list(items) if isinstance(items, list) else ([] if items in (None, "") else [items])
+    if raw in (None, ""):
+        if index < len(items):
+            items[index] = ""
+        while items and items[-1] in (None, ""):
+            items.pop()
+    else:
+        while len(items) <= index:
+            items.append("")
+        items[index] = raw
+    return items
 
 
 def _zone(name: str | None) -> Any:

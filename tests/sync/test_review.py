@@ -22,3 +22,14 @@ def test_undo_keeps_a_created_record_the_user_edited_since(small):
     assert "not undone" in out.output and "note" in out.output
     assert small.alfa_customers()[cid]["note"] == "Важная заметка пользователя"
     assert a in small.vt_contacts()
+
+
+def test_undo_of_a_list_element_keeps_the_elements_added_since(small):
+    a = list(small.ids)[2]
+    small.vt_edit(a, email="new2@example.com")
+    run_id = run_sync(small.config).apply.run_id
+    assert small.alfa_customers()[small.ids[a]]["email"] == ["new2@example.com"]
+    small.alfa_edit(small.ids[a], email=["new2@example.com", "second@example.com"])
+    out = cli(small, "undo", str(run_id))
+    assert out.exit_code == 0, out.output
+    assert small.alfa_customers()[small.ids[a]]["email"] == ["s2@example.com", "second@example.com"]
