@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from . import jsonutil
 from .config import Config
 from .errors import ConnectorError, NotFound, UsageError
+from .mapping.translate import put_element
 from .mirror import Mirror
 from .mirror.models import LinkRow, OutboxRow, RunRow, utcnow
-from .mapping.translate import put_element
 from .push import Pusher, find_link, settled_bases
 
 OUT = cast(sa.Table, OutboxRow.__table__)
