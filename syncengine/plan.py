@@ -336,8 +336,13 @@ class MappingPlanner:
             open_conflict = conflicts.get((link.id, name))
             if open_conflict is not None:
                 if open_conflict.state == "resolved":  # a side's value as it is now, or a given value
+                    seen = {"left": jsonutil.loads(open_conflict.left_value),
+                            "right": jsonutil.loads(open_conflict.right_value)}
+                    if any(values[s].get(name) != seen[s] for s in SIDES if s != open_conflict.take):
+                        self._conflict(link, name, left, right, shadow)  # edited since: opens again
+                        continue
                     chosen = values[open_conflict.take].get(name) if open_conflict.take \
-                        else jsonutil.loads(open_conflict.value)
+                        else self.tr.typed_by_person(fm, jsonutil.loads(open_conflict.value))
                     for side, current in (("left", left), ("right", right)):
                         if current != chosen and fm.flows_to(side):
                             writes[side][name] = chosen

@@ -555,9 +555,10 @@ def _apply_state_actions(mirror: Mirror, plan: Plan) -> None:
             exists = conn.execute(sa.select(ConflictRow.id, ConflictRow.state).where(
                 ConflictRow.mapping == a.mapping, ConflictRow.link_id == link.id,
                 ConflictRow.field == c["field"], ConflictRow.state.in_(("open", "resolved")))).first()
-            if exists is not None and exists.state == "open":  # refreshed: each side's current value
+            if exists is not None:  # refreshed to each side's current value; a resolution edited since opens again
                 conn.execute(sa.update(ConflictRow).where(ConflictRow.id == exists.id).values(
-                    left_value=jsonutil.dumps(c["left"]), right_value=jsonutil.dumps(c["right"])))
+                    left_value=jsonutil.dumps(c["left"]), right_value=jsonutil.dumps(c["right"]), state="open",
+                    value=None, take=None, resolved_at=None))
             elif exists is None:
                 conn.execute(sa.insert(ConflictRow).values(
                     mapping=a.mapping, link_id=link.id, field=c["field"], left_value=jsonutil.dumps(c["left"]),

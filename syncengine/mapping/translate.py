@@ -146,6 +146,12 @@ class Translator:
             value = normalize(fm.normalize, value, country=fm.country)
         return value
 
+    def typed_by_person(self, fm: FieldMap, value: Any) -> Any:
+        """A value a person typed (a conflict's given value), spelled as the field's values are."""
+        if fm.normalize and isinstance(value, str) and value.strip():
+            return normalize(fm.normalize, value.strip(), country=fm.country)
+        return value
+
     def _typed(self, fm: FieldMap, side: str, raw: Any) -> Any:
         ctype = self.types[fm.name]
         try:

@@ -5,7 +5,20 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from syncengine.cli import main
+from syncengine.conflicts import conflicts, resolve_conflict
+from syncengine.mirror import Mirror
 from syncengine.sync import run_sync
+
+MANUAL_PHONE = """
+left = "vt:Contacts"
+right = "alfa:customer"
+match_on = ["email"]
+
+[fields]
+name  = { left = "lastname", right = "name" }
+email = { left = "email", right = "email[0]", normalize = "email" }
+phone = { left = "phone", right = "phone[0]", normalize = "phone", conflict = "manual" }
+"""
 
 
 def cli(pair, *args: str):
@@ -33,3 +46,52 @@ def test_undo_of_a_list_element_keeps_the_elements_added_since(small):
     out = cli(small, "undo", str(run_id))
     assert out.exit_code == 0, out.output
     assert small.alfa_customers()[small.ids[a]]["email"] == ["s2@example.com", "second@example.com"]
+
+
+def _open_note_conflict(pair, a: str, rid: str) -> dict:
+    pair.vt_edit(a, description="A")
+    pair.alfa_edit(rid, note="B")
+    run_sync(pair.config)
+    [conflict] = conflicts(Mirror(pair.config.mirror_url))
+    return conflict
+
+
+def test_a_resolution_does_not_overwrite_the_other_sides_later_edit(small):
+    a = list(small.ids)[0]
+    conflict = _open_note_conflict(small, a, small.ids[a])
+    resolve_conflict(Mirror(small.config.mirror_url), conflict["id"], take="left")
+    small.alfa_edit(small.ids[a], note="C")                  # typed in Alfa after the resolve
+    run_sync(small.config)
+    assert small.alfa_customers()[small.ids[a]]["note"] == "C"
+    assert small.vt_contacts()[a]["description"] == "A"
+    [again] = conflicts(Mirror(small.config.mirror_url))
+    assert (again["state"], again["left"], again["right"]) == ("open", "A", "C")
+
+
+def test_a_given_value_does_not_overwrite_a_later_edit(small):
+    a = list(small.ids)[1]
+    conflict = _open_note_conflict(small, a, small.ids[a])
+    resolve_conflict(Mirror(small.config.mirror_url), conflict["id"], value="Z")
+    small.vt_edit(a, description="X2")                       # typed in vtiger after the resolve
+    run_sync(small.config)
+    assert small.vt_contacts()[a]["description"] == "X2"
+    assert small.alfa_customers()[small.ids[a]]["note"] == "B"
+    [again] = conflicts(Mirror(small.config.mirror_url))
+    assert (again["state"], again["left"], again["right"]) == ("open", "X2", "B")
+
+
+def test_a_typed_value_is_normalised_like_the_fields_values(make_pair):
+    pair = make_pair(MANUAL_PHONE)
+    a = pair.vt_add(lastname="Тел", email="t@example.com", phone="89164000000")
+    run_sync(pair.config)
+    [rid] = pair.alfa_customers()
+    pair.vt_edit(a, phone="+7 916 111-11-11")
+    pair.alfa_edit(rid, phone=["+79162222222"])
+    run_sync(pair.config)
+    [conflict] = conflicts(Mirror(pair.config.mirror_url))
+    out = cli(pair, "conflicts", "resolve", str(conflict["id"]), "--take", "value=8 (916) 333-33-33")
+    assert out.exit_code == 0, out.output
+    assert run_sync(pair.config).ok
+    assert pair.alfa_customers()[rid]["phone"] == ["+79163333333"]
+    assert pair.vt_contacts()[a]["phone"] == "+79163333333"
+    assert run_sync(pair.config).apply.writes == 0
