@@ -57,7 +57,7 @@ def _open_note_conflict(pair, a: str, rid: str) -> dict:
 
 
 def test_a_resolution_does_not_overwrite_the_other_sides_later_edit(small):
-    a = list(small.ids)[0]
+    a = next(iter(small.ids))
     conflict = _open_note_conflict(small, a, small.ids[a])
     resolve_conflict(Mirror(small.config.mirror_url), conflict["id"], take="left")
     small.alfa_edit(small.ids[a], note="C")                  # typed in Alfa after the resolve
