@@ -6,8 +6,11 @@ instead when it keeps less than it was sent). A field changed on one side flows 
 changed on both to different values, the field's conflict policy decides (``left``, ``right``, ``newest``,
 or ``manual`` → a conflicts row). Unlinked records are matched on ``match_on`` against the other
 side before anything is created; several candidates is *ambiguous* and nothing is created.
-Deletions follow ``on_delete``. Apply re-reads each update's target first and skips the write
-if the fields it writes changed since the plan (``stale``); ``sync`` then plans those records again.
+Deletions follow ``on_delete`` once the delete queue (``deletes.py``) says the evidence is enough;
+a delete whose survivor was edited since the last sync follows ``on_delete_conflict``. Only
+active links claim records: the survivor of an ended link is free to match again. Apply re-reads
+each update's target first and skips the write if the fields it writes changed since the plan
+(``stale``); ``sync`` then plans those records again.
 
 A :class:`Plan` is plain data (JSON): ``apply`` carries it out exactly, and refuses it when the
 mirror has moved since (its :func:`fingerprint` differs).
@@ -24,6 +27,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from . import jsonutil
+from .deletes import H as HELD
+from .deletes import Held, queue_of
 from .mapping import SIDES, Mapping, Pending, RefResolver, SideRef, TranslationError, Translator, other
 from .mirror import Mirror
 from .mirror.models import ConflictRow, LinkRow, OutboxRow, RecordRow, utcnow
@@ -189,6 +194,10 @@ def fingerprint(mirror: Mirror, mappings: list[Mapping]) -> str:
         for stmt in (links, conflicts):
             for row in conn.execute(stmt):
                 digest.update(jsonutil.dumpb(list(row)))
+        for system, entity in sides:
+            for held in conn.execute(sa.select(HELD.c.id, HELD.c.state).where(
+                    HELD.c.system == system, HELD.c.entity == entity).order_by(HELD.c.id)):
+                digest.update(jsonutil.dumpb(list(held)))
     return digest.hexdigest()
 
 
@@ -264,6 +273,9 @@ class MappingPlanner:
                               f"country ({mapping.phone_country} unless the field says otherwise), so they are "
                               f"kept as written: {', '.join(invalid[:5])}{more}")
         self.links = load_links(mirror, mapping.name)
+        self.queue = {side: queue_of(mirror, mapping.side(side).system, mapping.side(side).entity) for side in SIDES}
+        self.ended: dict[int, str] = {}  # link id -> the state this plan ends it in
+        self.held = 0                    # links whose delete waits (for evidence or a person)
         with mirror.engine.connect() as conn:
             self.conflicts = conn.execute(sa.select(ConflictRow).where(
                 ConflictRow.mapping == mapping.name, ConflictRow.state.in_(("open", "resolved")))).all()
@@ -275,13 +287,22 @@ class MappingPlanner:
         return f"{self.mapping.name}:{op}:{side}:{left_id or '-'}:{right_id or '-'}"
 
     def run(self) -> None:
-        taken: dict[str, set[str]] = {side: set() for side in SIDES}
         for link in self.links:
-            taken["left"].add(link.left_id)
-            taken["right"].add(link.right_id)
             if link.state == "active":
                 self._link(link)
-        self._unlinked(taken)
+        taken: dict[str, set[str]] = {side: set() for side in SIDES}
+        match_only: dict[str, set[str]] = {side: set() for side in SIDES}  # survivors left alone
+        for link in self.links:
+            state = self.ended.get(link.id, link.state)
+            for side in SIDES:
+                if state == "active":
+                    taken[side].add(link.id_of(side))
+                elif state == "unlinked":
+                    match_only[side].add(link.id_of(side))
+        if self.held:
+            self.notes.append(f"{self.mapping.name}: {self.held} delete(s) wait for a second look or a decision "
+                              "(`syncengine deletes`)")
+        self._unlinked(taken, match_only)
 
     # -- existing links --------------------------------------------------------------------
     def _link(self, link: Link) -> None:
@@ -298,16 +319,37 @@ class MappingPlanner:
 
     def _deleted(self, link: Link, alive: dict[str, bool]) -> None:
         m = self.mapping
+        held: dict[str, Held | None] = {s: self.queue[s].get(link.id_of(s)) for s in SIDES if not alive[s]}
+        if any(h is not None and h.state not in ("confirmed", "approved", "rejected") for h in held.values()):
+            self.held += 1  # waiting for a second look, out of scope, or for a person
+            return
         if not any(alive.values()):
-            self.actions.append(Action(self._key("unlink", "both", link.left_id, link.right_id), m.name,
-                                       "unlink", "both", left_id=link.left_id, right_id=link.right_id,
-                                       link_id=link.id, state="deleted"))
+            self._end(link, "deleted")
             return
         survivor = "left" if alive["left"] else "right"
         gone = other(survivor)
+        decided = held[gone]
+        if decided is not None and decided.state == "rejected":
+            self._end(link, "rejected")  # the survivor is free: re-created on the gone side, linked again
+            return
         if m.on_delete == "ignore":
             return
         if m.on_delete == "propagate" and m.creates_on(survivor):
+            approved = decided is not None and decided.state == "approved"
+            if not approved and self._edited_since_sync(link, survivor):
+                if m.on_delete_conflict == "manual":
+                    self.held += 1
+                    ref = f"{decided.id}" if decided else "ID"
+                    self._issue(survivor, link.id_of(survivor), "delete",
+                                f"{m.side(gone)} {link.id_of(gone)} was deleted, but {m.side(survivor)} "
+                                f"{link.id_of(survivor)} was edited since the last sync; `syncengine deletes "
+                                f"approve {ref}` deletes it, `syncengine deletes reject {ref}` keeps both")
+                    return
+                if m.on_delete_conflict == "keep":
+                    self.notes.append(f"{m.name}: {m.side(survivor)} {link.id_of(survivor)} was edited after "
+                                      f"{m.side(gone)} {link.id_of(gone)} was deleted; kept, and unlinked")
+                    self._end(link, "unlinked")
+                    return
             target = m.side(survivor)
             self.actions.append(Action(
                 self._key("delete", survivor, link.left_id, link.right_id), m.name, "delete", survivor,
@@ -316,9 +358,21 @@ class MappingPlanner:
                 before=self.records[survivor][link.id_of(survivor)].data,
                 changes={"(record)": [f"{m.side(gone)} {link.id_of(gone)} was deleted", None]}))
             return
-        self.actions.append(Action(self._key("unlink", "both", link.left_id, link.right_id), m.name,
+        self._end(link, "unlinked")
+
+    def _end(self, link: Link, state: str) -> None:
+        self.actions.append(Action(self._key("unlink", "both", link.left_id, link.right_id), self.mapping.name,
                                    "unlink", "both", left_id=link.left_id, right_id=link.right_id,
-                                   link_id=link.id, state="unlinked"))
+                                   link_id=link.id, state=state))
+        self.ended[link.id] = state
+
+    def _edited_since_sync(self, link: Link, side: str) -> bool:
+        """Does SIDE's record hold a synced value other than what it held after the last sync?"""
+        values = self.canonical[side].get(link.id_of(side))
+        if values is None:
+            return False
+        return any(link.base(side, fm.name) is not _MISSING and not isinstance(values.get(fm.name), Pending)
+                   and values.get(fm.name) != link.base(side, fm.name) for fm in self.mapping.synced_fields)
 
     def _diff(self, link: Link, values: dict[str, dict[str, Any]], recs: dict[str, SideRecord]) -> None:
         """Three-way diff of one link; the writes, the shadow-only settlements and conflicts."""
@@ -443,7 +497,7 @@ class MappingPlanner:
             changes={f: [current.get(f), v] for f, v in new.items()}))
 
     # -- unlinked records: match, else create ------------------------------------------------
-    def _unlinked(self, taken: dict[str, set[str]]) -> None:
+    def _unlinked(self, taken: dict[str, set[str]], match_only: dict[str, set[str]]) -> None:
         m = self.mapping
         free = {side: [rid for rid in self.canonical[side] if rid not in taken[side]
                        and (m.name, side, rid) not in self.doubtful] for side in SIDES}
@@ -451,42 +505,74 @@ class MappingPlanner:
                       if rid not in taken[side] and (m.name, side, rid) in self.doubtful)
         if skipped:
             self.notes.append(f"{m.name}: {skipped} record(s) wait for an unconfirmed create")
+        keys = {side: {rid: self._match_keys(side, rid) for rid in self.canonical[side]} for side in SIDES}
         by_key: dict[str, dict[tuple, list[str]]] = {side: {} for side in SIDES}
         for side in SIDES:
-            for rid, values in self.canonical[side].items():
-                key = self.tr.match_key(values)
-                if key is not None:
+            for rid, record_keys in keys[side].items():
+                for key in record_keys:
                     by_key[side].setdefault(key, []).append(rid)
+
+        def candidates_of(side: str, rid: str) -> list[str]:
+            return sorted({c for key in keys[side][rid] for c in by_key[other(side)].get(key, ())})
+
         free_set = {side: set(free[side]) for side in SIDES}
         for side in SIDES:
             target = other(side)
             for rid in free[side]:
-                values = self.canonical[side][rid]
-                key = self.tr.match_key(values)
-                candidates = by_key[target].get(key, []) if key is not None else []
-                peers = [r for r in by_key[side].get(key, []) if r in free_set[side]] if key is not None else [rid]
-                stamped = target in m.external_id  # each create carries its source: peers are told apart
+                candidates = candidates_of(side, rid)
+                twins = sorted({p for key in keys[side][rid] for p in by_key[side].get(key, ())
+                                if p != rid and p in free_set[side]})
+                stamped = target in m.external_id  # each create carries its source: twins are told apart
                 if stamped and candidates and not any(c in free_set[target] for c in candidates):
                     candidates = []  # the ones with this key are other records' already
                 if not candidates:
-                    if m.creates_on(target) and len(peers) > 1 and not stamped:  # creates recovery could not tell apart
+                    if m.creates_on(target) and twins and not stamped:  # creates recovery could not tell apart
                         self._issue(side, rid, "ambiguous",
-                                    f"{', '.join(m.match_on)} {'/'.join(map(str, key or ()))} is shared by "
-                                    f"{len(peers)} {m.side(side)} records and matches none in {m.side(target)}; "
-                                    "nothing created. Fix the duplicates or give each its own value")
-                    elif m.creates_on(target):
-                        self._create(side, rid, values)
+                                    f"{', '.join(m.match_on)} {'/'.join(map(str, keys[side][rid][0]))} is shared "
+                                    f"by {len(twins) + 1} {m.side(side)} records and matches none in "
+                                    f"{m.side(target)}; nothing created. Fix the duplicates or give each its own value")
+                    elif m.creates_on(target) and rid not in match_only[side]:
+                        self._create(side, rid, self.canonical[side][rid])
                     continue
-                if len(candidates) == 1 and len(peers) == 1 and candidates[0] in free_set[target]:
+                peers = sorted({p for c in candidates for p in candidates_of(target, c)
+                                if p != rid and p in free_set[side]})
+                if len(candidates) == 1 and not peers and candidates[0] in free_set[target]:
                     if side == "left":  # the pair is seen from both sides; plan it once
                         self._match(rid, candidates[0])
                     continue
+                key = next(k for k in keys[side][rid] if by_key[target].get(k))
                 described = ", ".join(
-                    f"{c}{' (linked)' if c not in free_set[target] else ''}" for c in sorted(candidates)[:5])
-                more = f" and {len(peers) - 1} more {m.side(side)} record(s) share it" if len(peers) > 1 else ""
+                    f"{c}{' (linked)' if c not in free_set[target] else ''}" for c in candidates[:5])
+                more = f" and {len(peers)} more {m.side(side)} record(s) share it" if peers else ""
                 self._issue(side, rid, "ambiguous",
-                            f"{', '.join(m.match_on)} {'/'.join(map(str, key or ()))} matches {m.side(target)} "
+                            f"{', '.join(m.match_on)} {'/'.join(map(str, key))} matches {m.side(target)} "
                             f"{described}{more}; nothing created. Link by hand or fix the duplicates")
+
+    def _match_keys(self, side: str, rid: str) -> list[tuple[Any, ...]]:
+        """Every identity of a record: a ``match_on`` field that is one element of a list (``email[0]``)
+        matches on any element of that list, so ``[home, work]`` finds the twin that has ``work``."""
+        values = self.canonical[side][rid]
+        first = self.tr.match_key(values)
+        keys = [first] if first is not None else []
+        data = self.records[side][rid].data
+        for name in self.mapping.match_on:
+            path = self.mapping.fields[name].paths[side]
+            items = data.get(path.key)
+            if path.index is None or not isinstance(items, list) or not 1 < len(items) > path.index:
+                continue
+            for position, item in enumerate(items):
+                if position == path.index:
+                    continue
+                moved = list(items)
+                moved[path.index] = item  # that element where the mapping reads
+                try:
+                    alternative = self.tr.canonical(side, {**data, path.key: moved}).get(name)
+                except TranslationError:
+                    continue
+                key = self.tr.match_key({**values, name: alternative})
+                if key is not None and key not in keys:
+                    keys.append(key)
+        return keys
 
     def _match(self, left_id: str, right_id: str) -> None:
         """A new pair: link it, and reconcile the fields on which the two disagree."""

@@ -3,10 +3,16 @@
 For each (system, entity): re-read records that change hints name (webhooks, change logs); read
 changes since the cursor, committing each batch with the cursor that follows it; then, when the
 read was a full scan or a sweep is due, compare the complete id listing with the mirror (in a
-temporary table: memory stays flat): records listed but unknown are fetched, records missing are
-fetched once more and marked deleted only if still gone — unless that would delete more than
-``max_delete_share`` of the entity (the mass-delete breaker). A listing cut short raises, and so
-deletes nothing. One pull of an entity runs at a time (a named lock in the mirror).
+temporary table: memory stays flat): records listed but unknown are fetched.
+
+Deletes on evidence: absence from a listing is a hint. A missing record is re-read by id; one
+still gone, or named by the CRM's delete feed, is marked deleted and queued as *waiting*
+(``syncengine/deletes.py``); one that exists outside the read scope (another branch) is *out of
+scope*, never a delete. The next pull re-reads the waiting ones by id: still gone is *confirmed*
+(only then does a sync act on it), back is *released*. More missing than ``max_delete_share`` of
+the entity trips the breaker: nothing is deleted and the records are *held* for a person
+(``syncengine deletes``). A listing cut short raises, and so deletes nothing. One pull of an
+entity runs at a time (a named lock in the mirror).
 """
 from __future__ import annotations
 
@@ -16,9 +22,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
-from typing import TypeVar
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
+from . import deletes
 from .config import Config, parse_duration
 from .connectors import Connector, connect
 from .errors import AuthError, ConnectorError, MassDeleteRefused, Unsupported
@@ -171,6 +178,7 @@ class _EntityPuller:
         return result
 
     def _pull(self, entity: str, result: EntityResult) -> None:
+        started = utcnow()  # deletes queued before this moment get their second look
         schema = self._schema(entity, refresh=self.full)
         options = EntityOptions.from_settings(self.settings, entity)
         writer = self.mirror.writer(self.system, schema, options)
@@ -190,7 +198,8 @@ class _EntityPuller:
                     schema = self._schema(entity, refresh=True)
                     writer = self.mirror.writer(self.system, schema, options)
                     result.schema_changes += writer.announced
-                result.add(writer.apply(batch.records, batch.deleted, cursor=batch.cursor))
+                gone = self._queue_gone(entity, [str(d) for d in batch.deleted], "feed")
+                result.add(writer.apply(batch.records, gone, cursor=batch.cursor))
                 if batch.scan:
                     listing.add(r["id"] for r in batch.records)
                 else:
@@ -211,6 +220,7 @@ class _EntityPuller:
             elif cursor is None or state.last_sweep_at is None:
                 # a first read that completed, resumed or not, counts as the first sweep
                 writer.apply([], swept=True)
+        self._second_look(writer, entity, started, result)
 
     def _sweep_due(self, state) -> bool:
         if state.last_sweep_at is None:  # a first read cut short resumes from its cursor
@@ -220,34 +230,61 @@ class _EntityPuller:
     def _sweep(self, writer: EntityWriter, entity: str, listing: Listing, result: EntityResult,
                *, fetch_unknown: bool) -> None:
         missing = listing.missing()
+        held = deletes.held_ids(self.mirror, self.system, entity)
+        deletes.set_state(self.mirror, self.system, entity, held - missing, "released", where=("held",))
         if missing and not self.allow_mass_delete:
             live = listing.live_count()
             allowed = max(int(self.max_delete_share * live), 1)
             if not listing.count or len(missing) > allowed:
+                deletes.observe(self.mirror, self.system, entity, missing, "breaker", state="held")
                 raise MassDeleteRefused(
                     f"{self.system}:{entity}: the sweep found {len(missing)} of {live} records "
                     f"missing ({len(missing) / live:.0%}), more than max_delete_share "
-                    f"{self.max_delete_share:.0%}; nothing was deleted. If these deletions are real, "
-                    f"run `syncengine pull {self.system}:{entity} --allow-mass-delete`")
+                    f"{self.max_delete_share:.0%}; nothing was deleted. They are held: `syncengine deletes` "
+                    f"lists them, `syncengine deletes approve --all` (or `syncengine pull {self.system}:{entity} "
+                    f"--allow-mass-delete`) deletes them, `syncengine deletes reject ID…` keeps them")
         unknown = sorted(listing.unknown()) if fetch_unknown else []
         records = self.connector.fetch(entity, unknown) if unknown else []
-        if missing:  # a listing can skip a row that moved between pages: ask for each one again
-            try:
-                found = self.connector.fetch(entity, sorted(missing))
-            except Unsupported:
-                found = []
-            records += found
-            missing -= {str(r["id"]) for r in found}
-        result.add(writer.apply(records, sorted(missing), swept=True))
+        found = self._reread(entity, missing)  # absence is a hint: ask for each one by id
+        gone = self._queue_gone(entity, sorted(missing - {str(r["id"]) for r in found}), "reread")
+        result.add(writer.apply(records + found, gone, swept=True))
         result.swept = True
+
+    def _reread(self, entity: str, ids: set[str]) -> list[dict[str, Any]]:
+        try:
+            return self.connector.fetch(entity, sorted(ids)) if ids else []
+        except Unsupported:
+            return []
+
+    def _queue_gone(self, entity: str, ids: list[str], reason: str) -> list[str]:
+        """Queue IDS, which the CRM says are gone, before the mirror marks them deleted; those that
+        exist outside the read scope are queued as such. Returns the ids to mark deleted."""
+        if not ids:
+            return ids
+        scope = set(self.connector.outside_scope(entity, ids))
+        deletes.observe(self.mirror, self.system, entity, scope, "scope", state="scope")
+        deletes.observe(self.mirror, self.system, entity, set(ids) - scope, reason)
+        return ids
+
+    def _second_look(self, writer: EntityWriter, entity: str, started: datetime, result: EntityResult) -> None:
+        """Deletes an earlier pull queued: re-read by id; still gone is confirmed, back is released."""
+        waiting = deletes.waiting_ids(self.mirror, self.system, entity, started)
+        found = self._reread(entity, set(waiting))
+        if found:
+            result.add(writer.apply(found))
+        still = set(waiting) - {str(r["id"]) for r in found}
+        scope = set(self.connector.outside_scope(entity, sorted(still))) if still else set()
+        deletes.set_state(self.mirror, self.system, entity, scope, "scope", where=("waiting",))
+        deletes.set_state(self.mirror, self.system, entity, still - scope, "confirmed", where=("waiting",))
+        deletes.release_live(self.mirror, self.system, entity)
 
     def _apply_hints(self, writer: EntityWriter, entity: str, result: EntityResult) -> None:
         hints = self.mirror.pending_hints(self.system, entity)
         if not hints:
             return
         records = self.connector.fetch(entity, list(hints))
-        gone = set(hints) - {str(r["id"]) for r in records}
-        result.add(writer.apply(records, sorted(gone),
+        gone = self._queue_gone(entity, sorted(set(hints) - {str(r["id"]) for r in records}), "reread")
+        result.add(writer.apply(records, gone,
                                 hint_ids=[pk for pks in hints.values() for pk in pks]))
 
     def _schema(self, entity: str, *, refresh: bool) -> EntitySchema:

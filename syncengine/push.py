@@ -342,7 +342,7 @@ class Pusher:
         source = other(row["side"])
         column = L.c.left_id if source == "left" else L.c.right_id
         with self.mirror.engine.connect() as conn:
-            return conn.execute(sa.select(L.c.id).where(L.c.mapping == row["mapping"],
+            return conn.execute(sa.select(L.c.id).where(L.c.mapping == row["mapping"], L.c.state == "active",
                                                         column == row[f"{source}_id"])).first() is not None
 
     # -- recovery --------------------------------------------------------------------------
@@ -397,7 +397,7 @@ class Pusher:
             candidates = self.mirror.records(ref.system, ref.entity).values()
         column = L.c.left_id if side == "left" else L.c.right_id
         with self.mirror.engine.connect() as conn:
-            linked = set(conn.execute(sa.select(column).where(L.c.mapping == mapping)).scalars())
+            linked = set(conn.execute(sa.select(column).where(L.c.mapping == mapping, L.c.state == "active")).scalars())
         for candidate in sorted(candidates, key=lambda r: str(r["id"])):
             if str(candidate["id"]) in linked:
                 continue
@@ -516,7 +516,8 @@ def _apply_state_actions(mirror: Mirror, plan: Plan) -> None:
         return
     with mirror.engine.begin() as conn:
         links = {}
-        for row in conn.execute(sa.select(L).where(L.c.mapping.in_(sorted({a.mapping for a in actions})))):
+        for row in conn.execute(sa.select(L).where(L.c.mapping.in_(sorted({a.mapping for a in actions})),
+                                                   L.c.state == "active")):  # only live links claim records
             links[(row.mapping, "left", row.left_id)] = links[(row.mapping, "right", row.right_id)] = row
         inserts, shadows, states, closes = [], [], [], []
         for a in actions:
@@ -651,12 +652,14 @@ def settled_bases(current: str | None, settles: dict[str, Any], held: dict[str, 
 
 
 def find_link(conn: sa.Connection, mapping: str, left_id: str | None, right_id: str | None) -> Any:
+    """The active link holding either record (ended links keep history, not ownership)."""
+    live = sa.select(L).where(L.c.mapping == mapping, L.c.state == "active")
     if left_id is not None:
-        row = conn.execute(sa.select(L).where(L.c.mapping == mapping, L.c.left_id == left_id)).first()
+        row = conn.execute(live.where(L.c.left_id == left_id)).first()
         if row is not None:
             return row
     if right_id is not None:
-        return conn.execute(sa.select(L).where(L.c.mapping == mapping, L.c.right_id == right_id)).first()
+        return conn.execute(live.where(L.c.right_id == right_id)).first()
     return None
 
 

@@ -417,11 +417,22 @@ class AlfaCrmConnector(Connector):
         wanted = sorted({int(i) for i in ids})
         return [_record(model, r) for chunk in _chunks(wanted, self.page_size) for r in self._fetch_ids(entity, chunk)]
 
-    def _fetch_ids(self, entity: str, ids: list[int],
-                   listed: dict[int, set[int]] | None = None) -> list[dict[str, Any]]:
-        """Rows with these ids in any branch read (archived too); LISTED collects ids per branch."""
+    def outside_scope(self, entity: str, ids: Iterable[str]) -> list[str]:
+        """Ids found in a branch that ``branches`` leaves out (a customer moved to another branch)."""
+        if not MODELS[entity].per_branch or not self.config.get("branches"):
+            return []
+        every = {row["id"] for items in self._pages("branch", self.branch, {}) for row in items}
+        others = sorted(every - set(self._read_branches(entity)))
+        wanted = sorted({int(i) for i in ids})
+        return [str(r["id"]) for chunk in _chunks(wanted, self.page_size)
+                for r in self._fetch_ids(entity, chunk, branches=others)] if others and wanted else []
+
+    def _fetch_ids(self, entity: str, ids: list[int], listed: dict[int, set[int]] | None = None,
+                   branches: list[int] | None = None) -> list[dict[str, Any]]:
+        """Rows with these ids in any branch read (or in BRANCHES; archived too); LISTED collects
+        ids per branch."""
         found: dict[int, dict[str, Any]] = {}
-        for branch in self._read_branches(entity):
+        for branch in self._read_branches(entity) if branches is None else branches:
             for items in self._pages(entity, branch, {**_scan_filters(MODELS[entity]), "id": ids}):
                 for row in items:
                     found.setdefault(row["id"], row)

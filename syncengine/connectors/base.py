@@ -68,6 +68,11 @@ class Connector:
         """Re-read the named records; ids that no longer exist are left out."""
         raise NotImplementedError
 
+    def outside_scope(self, entity: str, ids: Iterable[str]) -> list[str]:
+        """Of IDS, which ``fetch`` did not find, those that exist outside what this connection reads
+        (another branch, a filter): out of scope is not deleted. Default: the connection reads all."""
+        return []
+
     def search(self, entity: str, criteria: dict[str, Any]) -> list[dict[str, Any]]:
         """Records whose fields equal CRITERIA (used to find out whether a create happened)."""
         raise NotImplementedError

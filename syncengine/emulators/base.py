@@ -149,6 +149,7 @@ class HiddenRows:
     ids: frozenset[str]
     entities: frozenset[str]  # casefolded names; empty: every entity
     seed: int
+    by_id: bool = False       # reads by id miss them too (a re-fetch that agrees with the short page)
 
     def hides(self, row_id: Any) -> bool:
         key = str(row_id)
@@ -204,20 +205,22 @@ class EmulatorApp:
     # -- rows that listings leave out (issue 12: a glitch below the mass-delete breaker) ------
 
     def control_hide_rows(self, share: float = 0.0, ids: list[Any] | None = None, listings: int | None = 1,
-                          entity: str | list[str] | None = None, seed: int = 0) -> dict[str, Any]:
+                          entity: str | list[str] | None = None, seed: int = 0,
+                          by_id: bool = False) -> dict[str, Any]:
         """Leave rows out of the next LISTINGS listing requests (None: until ``show_rows``).
 
         ``share`` hides that fraction of rows (a stable choice per ``seed``), ``ids`` names rows
         by the id the API shows; ``entity`` limits it to one entity (module, model) or a list.
         A listing request is one page of a listing; a read filtered by id is not one, and still
-        finds every row. Totals count only the rows shown."""
+        finds every row unless ``by_id`` (then it counts as a listing too). Totals count only
+        the rows shown."""
         if not 0.0 <= float(share) <= 1.0:
             raise ValueError("share must be between 0 and 1")
         if listings is not None and int(listings) < 1:
             raise ValueError("listings must be at least 1 (or null: until show_rows)")
         names = [entity] if isinstance(entity, str) else list(entity or [])
         self.hidden_rows = HiddenRows(float(share), frozenset(str(i) for i in ids or ()),
-                                      frozenset(str(n).casefold() for n in names), int(seed))
+                                      frozenset(str(n).casefold() for n in names), int(seed), bool(by_id))
         self._hidden_listings = None if listings is None else int(listings)
         return {"share": float(share), "ids": sorted(self.hidden_rows.ids), "listings": self._hidden_listings}
 
@@ -233,11 +236,12 @@ class EmulatorApp:
             return False
         return hidden.hides(row_id)
 
-    def listing_filter(self, *entity: str) -> Callable[[Any], bool] | None:
-        """Called once by each listing request of ENTITY (its names): the ``hides(id)`` test to
-        apply to its rows before paging, or None. Counts the request against ``listings``."""
+    def listing_filter(self, *entity: str, by_id: bool = False) -> Callable[[Any], bool] | None:
+        """Called once by each listing request of ENTITY (its names; ``by_id``: a read filtered by
+        id): the ``hides(id)`` test to apply to its rows before paging, or None. Counts the
+        request against ``listings``."""
         hidden = self.hidden_rows
-        if hidden is None or not hidden.applies_to(entity):
+        if hidden is None or not hidden.applies_to(entity) or (by_id and not hidden.by_id):
             return None
         if self._hidden_listings is not None:
             self._hidden_listings -= 1

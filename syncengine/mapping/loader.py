@@ -17,11 +17,23 @@ from typing import Any
 from ..config import Config
 from ..errors import ConfigError
 from .normalize import COUNTRIES, NORMALIZERS
-from .spec import DIRECTIONS, ON_DELETE, POLICIES, SIDES, TYPES, FieldMap, Mapping, Path_, SideRef, other
+from .spec import (
+    DIRECTIONS,
+    ON_DELETE,
+    ON_DELETE_CONFLICT,
+    POLICIES,
+    SIDES,
+    TYPES,
+    FieldMap,
+    Mapping,
+    Path_,
+    SideRef,
+    other,
+)
 
 _PLACEHOLDER = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-_TOP_KEYS = {"left", "right", "direction", "match_on", "conflict", "on_delete", "phone_country", "fields",
-             "external_id"}
+_TOP_KEYS = {"left", "right", "direction", "match_on", "conflict", "on_delete", "on_delete_conflict",
+             "phone_country", "fields", "external_id"}
 _FIELD_KEYS = {"left", "right", "direction", "normalize", "type", "values", "ref", "const", "template",
                "conflict", "left_format", "right_format", "country"}
 
@@ -95,13 +107,15 @@ def load_mapping(config: Config, path: Path, *, known: set[str]) -> Mapping:
     direction = _choice(file, "direction", raw.get("direction", "both"), DIRECTIONS)
     conflict = _choice(file, "conflict", raw.get("conflict", "newest"), POLICIES)
     on_delete = _choice(file, "on_delete", raw.get("on_delete", "unlink"), ON_DELETE)
+    on_delete_conflict = _choice(file, "on_delete_conflict", raw.get("on_delete_conflict", "keep"), ON_DELETE_CONFLICT)
     country = _country(file, "phone_country", raw.get("phone_country", "RU"))
     fields_raw = raw.get("fields")
     if not isinstance(fields_raw, dict) or not fields_raw:
         raise ConfigError(file, "fields", "missing or empty; add a [fields] table, e.g. "
                           'email = { left = "email", right = "email[0]", normalize = "email" }')
     mapping = Mapping(name=path.stem, file=file, left=sides["left"], right=sides["right"],
-                      direction=direction, conflict=conflict, on_delete=on_delete, phone_country=country)
+                      direction=direction, conflict=conflict, on_delete=on_delete,
+                      on_delete_conflict=on_delete_conflict, phone_country=country)
     for name, spec in fields_raw.items():
         mapping.fields[name] = _field(file, name, spec, mapping, known)
     _one_writer_per_key(mapping)

@@ -9,6 +9,7 @@ SIDES = ("left", "right")
 DIRECTIONS = ("both", "left-to-right", "right-to-left")
 POLICIES = ("left", "right", "newest", "manual")
 ON_DELETE = ("propagate", "unlink", "ignore")
+ON_DELETE_CONFLICT = ("keep", "delete", "manual")  # a delete whose survivor was edited since the last sync
 TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
 _PATH = re.compile(r"^([A-Za-z_][A-Za-z0-9_\-]*)(?:\[(\d+)\])?$")
 
@@ -106,6 +107,7 @@ class Mapping:
     match_on: list[str] = field(default_factory=list)
     conflict: str = "newest"
     on_delete: str = "unlink"
+    on_delete_conflict: str = "keep"
     fields: dict[str, FieldMap] = field(default_factory=dict)
     phone_country: str = "RU"
     external_id: dict[str, str] = field(default_factory=dict)  # side -> field a create stamps with its source

@@ -13,10 +13,11 @@ _IMPLICIT = {"id", "archived"}
 
 
 def validate(mapping: Mapping, schemas: dict[str, EntitySchema]) -> None:
-    """Refuse unknown fields, writes to read-only fields, templates naming unknown fields and
-    value maps whose keys are not the picklist's values."""
+    """Refuse unknown fields, writes to read-only fields, a list paired with a single value without
+    an index, templates naming unknown fields and value maps whose keys are not the picklist's values."""
     file = mapping.file
     for name, fm in mapping.fields.items():
+        _list_needs_an_index(mapping, name, schemas)
         for side, path in fm.paths.items():
             schema = schemas[side]
             key = f"fields.{name}.{side}"
@@ -42,3 +43,21 @@ def validate(mapping: Mapping, schemas: dict[str, EntitySchema]) -> None:
                 raise ConfigError(file, f"fields.{name}.values", f"{', '.join(map(repr, unknown))} "
                                   f"not among the picklist values of {mapping.left}.{fm.paths['left'].key} "
                                   f"({', '.join(sorted(choices)[:12])})")
+
+
+def _list_needs_an_index(mapping: Mapping, name: str, schemas: dict[str, EntitySchema]) -> None:
+    """A list (``json``) paired whole with a single value never compares equal: every sync would
+    write it again (``[1, 1, 1, …]``). Name the element instead: ``email[0]``."""
+    fm = mapping.fields[name]
+    if len(fm.paths) < 2:
+        return
+    whole_list = {side: (described := schemas[side].field(path.key)) is not None and described.type == "json"
+                  and path.index is None for side, path in fm.paths.items()}
+    scalar = {side: (described := schemas[side].field(path.key)) is None or described.type != "json"
+              for side, path in fm.paths.items()}
+    for side, other_side in (("left", "right"), ("right", "left")):
+        if whole_list[side] and scalar[other_side]:
+            key = fm.paths[side].key
+            raise ConfigError(mapping.file, f"fields.{name}.{side}", f"{mapping.side(side)}.{key} is a list and "
+                              f"{mapping.side(other_side)}.{fm.paths[other_side].key} a single value; name one "
+                              f'element, e.g. {side} = "{key}[0]"')

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Index, Integer, String, Text
+from sqlalchemy import DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -93,7 +93,8 @@ class LinkRow(Base):
     ``bases``: where a side *holds* something else than the shadow (it stored less than it was
     sent: a cut text, a datetime kept to the minute), that side's base, ``{side: {field: value}}``;
     a side's base of a field is its entry here, else the shadow's (migration 0004).
-    ``state``: active | unlinked (on_delete = unlink; the survivor is left alone) | deleted.
+    ``state``: active | unlinked (on_delete = unlink; the survivor is left alone, free to match) |
+    deleted | rejected (its delete was rejected: the survivor is re-created on the other side).
     """
 
     __tablename__ = "links"
@@ -107,8 +108,11 @@ class LinkRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
-    __table_args__ = (Index("ix_links_left", "mapping", "left_id", unique=True),
-                      Index("ix_links_right", "mapping", "right_id", unique=True))
+    # Only live links claim records: an ended link keeps its history, not its ids (migration 0005).
+    __table_args__ = (Index("ix_links_left", "mapping", "left_id", unique=True,
+                            sqlite_where=text("state = 'active'"), postgresql_where=text("state = 'active'")),
+                      Index("ix_links_right", "mapping", "right_id", unique=True,
+                            sqlite_where=text("state = 'active'"), postgresql_where=text("state = 'active'")))
 
 
 class OutboxRow(Base):
@@ -189,3 +193,28 @@ class ParkedRow(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_parked_record", "mapping", "side", "remote_id", unique=True),)
+
+
+class HeldDeleteRow(Base):
+    """A record a pull found gone, held until the evidence is enough to act on it (issue 12).
+
+    ``reason``: feed (the CRM's delete feed) | sweep (absent from a listing, a by-id re-read found
+    nothing) | scope (it exists, outside what this system reads) | breaker (the mass-delete
+    breaker held it; the mirror still has it live). ``state``: waiting (seen gone once; a later
+    pull re-reads it) | confirmed | held (a person decides: breaker, edit-vs-delete) | approved |
+    rejected | released (it came back). The row of a record is reused when it goes again.
+    """
+
+    __tablename__ = "held_deletes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    system: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(128))
+    remote_id: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    first_seen: Mapped[datetime] = mapped_column(DateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    __table_args__ = (Index("ix_held_deletes_record", "system", "entity", "remote_id", unique=True),
+                      Index("ix_held_deletes_state", "state"))

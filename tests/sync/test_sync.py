@@ -176,6 +176,7 @@ def parked_rows(small):
 def test_a_delete_propagates(small):
     a = next(iter(small.ids))
     small.vt.control_delete(a)
+    run_sync(small.config)  # a delete waits for a second look (tests/sync/test_deletes.py)
     result = run_sync(small.config)
     assert result.apply.done[("alfa:customer", "delete")] == 1
     assert small.ids[a] not in small.alfa_customers()

@@ -26,7 +26,7 @@ class IndexApi(AlfaState):
                 hook()
         filters = {**body, **{p: query[p] for p in spec.parents}}
         ids = self._select(model, branch, filters)
-        hide = None if filters.get("id") not in (None, "", []) else self.listing_filter(model, spec.cls)
+        hide = self.listing_filter(model, spec.cls, by_id=filters.get("id") not in (None, "", []))
         if hide is not None:
             ids = [i for i in ids if not hide(i)]
         total = len(ids)

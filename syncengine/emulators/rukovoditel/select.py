@@ -51,7 +51,7 @@ class SelectApi(RukovoditelState):
         parent = _php_int(p.get("parent_item_id"))
         if parent > 0:
             rows = [r for r in rows if r.parent_item_id == parent]
-        hide = None if isinstance(filters, dict) and "id" in filters else self.listing_filter(str(eid), entity.name)
+        hide = self.listing_filter(str(eid), entity.name, by_id=isinstance(filters, dict) and "id" in filters)
         if hide is not None:
             rows = [r for r in rows if not hide(r.id)]
         rows = self._ordered(entity, rows, order)

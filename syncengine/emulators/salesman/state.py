@@ -234,7 +234,7 @@ class SalesManState(EmulatorApp):
         """A listing's rows less those ``hide_rows`` hides; a listing filtered by id is a read by id."""
         key = ID_KEY[entity]
         filters = _filters(params)
-        hide = None if key in filters or params.get(key) else self.listing_filter(entity)
+        hide = self.listing_filter(entity, by_id=bool(key in filters or params.get(key)))
         return rows if hide is None else [r for r in rows if not hide(r[key])]
 
     @staticmethod

@@ -44,7 +44,7 @@ class QueryApi(VtigerState):
         if where_sql:
             base += f" AND ({where_sql})"
         by_id = bool(stmt.where) and all(cond.column == "id" for _, cond in stmt.where)
-        hide = None if by_id else self.listing_filter(mod.name)
+        hide = self.listing_filter(mod.name, by_id=by_id)
         if hide is not None:
             prefix = f"{mod.prefix}x"
             self.db.create_function("hidden_row", 1, lambda crmid: hide(prefix + str(crmid)), deterministic=True)
