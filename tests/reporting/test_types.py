@@ -69,7 +69,7 @@ def test_an_old_untyped_mirror_is_migrated_without_losing_rows(emulator, write_c
                      [{"id": str(i)} for i in ids])
         if pg:
             conn.execute(sa.text("ALTER TABLE records ALTER COLUMN remote_id TYPE VARCHAR(128)"))
-        conn.execute(sa.text("DROP TABLE held_deletes"))  # revision 0004's
+        conn.execute(sa.text("DROP TABLE held_deletes"))  # revision 0005's
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0002'"))
     before, head = db.upgrade(engine)
     assert before == "0002" and head != before
