@@ -419,7 +419,7 @@ class AlfaCrmConnector(Connector):
 
     def outside_scope(self, entity: str, ids: Iterable[str]) -> list[str]:
         """Ids found in a branch that ``branches`` leaves out (a customer moved to another branch)."""
-        if not MODELS[entity].per_branch or not self.config.get("branches"):
+        if not MODELS[entity].per_branch or not self.settings.branches:
             return []
         every = {row["id"] for items in self._pages("branch", self.branch, {}) for row in items}
         others = sorted(every - set(self._read_branches(entity)))
