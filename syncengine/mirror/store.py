@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -90,8 +90,8 @@ class Mirror:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(SchemaRow.schema, SchemaRow.described_at).where(
                 SchemaRow.system == system, SchemaRow.entity == entity)).first()
-        if row is None:
-            return None
+        if row is None or not _schema_is_current(row.schema):
+            return None  # described again: one request, and what the newer describe knows is not lost
         return schema_from_json(row.schema), row.described_at
 
     def save_schema(self, system: str, schema: EntitySchema) -> None:
@@ -210,11 +210,17 @@ def migrate_reporting_tables(conn: sa.Connection) -> list[str]:
     return [a for a in announced if a]
 
 
+def _schema_is_current(text: str) -> bool:
+    """A schema cached by an older version lacks attributes added since (vtiger's ``html_encoded``,
+    say); read with their defaults it would silently change how values are decoded."""
+    return {f.name for f in fields(EntitySchema)} <= orjson.loads(text).keys()
+
+
 def schema_from_json(text: str) -> EntitySchema:
     raw = orjson.loads(text)
-    fields = [Field(**{**f, "choices": tuple(map(tuple, f["choices"])),
+    parsed = [Field(**{**f, "choices": tuple(map(tuple, f["choices"])),
                        "refers_to": tuple(f["refers_to"])}) for f in raw.pop("fields")]
-    return EntitySchema(fields=fields, **raw)
+    return EntitySchema(fields=parsed, **raw)
 
 
 class EntityWriter:
