@@ -398,6 +398,9 @@ class Pusher:
         column = L.c.left_id if side == "left" else L.c.right_id
         with self.mirror.engine.connect() as conn:
             linked = set(conn.execute(sa.select(column).where(L.c.mapping == mapping, L.c.state == "active")).scalars())
+            cut = {name for bases in conn.execute(sa.select(L.c.bases).where(
+                L.c.mapping == mapping, L.c.bases.is_not(None))).scalars()
+                for name in jsonutil.loads(bases).get(side, {})}  # fields this side is known to store shorter
         for candidate in sorted(candidates, key=lambda r: str(r["id"])):
             if str(candidate["id"]) in linked:
                 continue
@@ -408,7 +411,7 @@ class Pusher:
             if match and list(tr.match_key(tr.canonical(side, candidate)) or ()) != match["key"]:
                 continue
             held = self._stored(row, candidate, settles)
-            if held and all(_may_hold(settles[name], value) for name, value in held.items()):
+            if held and all(_may_hold(settles[name], value, cut=name in cut) for name, value in held.items()):
                 return candidate
         return None
 
@@ -627,13 +630,14 @@ def park(conn: sa.Connection, mapping: str, side: str, remote_id: str, kind: str
                                                  error=error, attempts=1, first_seen=now, last_seen=now))
 
 
-def _may_hold(sent: Any, held: Any) -> bool:
-    """Could a CRM that was sent SENT hold HELD? Equal, cut to a column, or kept to the minute."""
+def _may_hold(sent: Any, held: Any, *, cut: bool) -> bool:
+    """Could a CRM that was sent SENT hold HELD? Equal, kept to the minute, or cut to a column where
+    that field is known to be CUT (any prefix of any text is not: 'Ann' is not 'Anna-Maria' cut)."""
     if held == sent:
         return True
     if not isinstance(sent, str) or not isinstance(held, str) or not held:
         return False
-    if sent.startswith(held):
+    if cut and sent.startswith(held):
         return True
     return len(sent) == len(held) == 20 and sent.endswith("Z") and sent[:16] == held[:16] and held[16:] == ":00Z"
 

@@ -2,11 +2,13 @@
 of one list element, resolutions against later edits, recovery by prefix, plan after a failed login."""
 from __future__ import annotations
 
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from syncengine.cli import main
 from syncengine.conflicts import conflicts, resolve_conflict
 from syncengine.mirror import Mirror
+from syncengine.mirror.models import LinkRow, OutboxRow
 from syncengine.sync import run_sync
 
 MANUAL_PHONE = """
@@ -95,3 +97,20 @@ def test_a_typed_value_is_normalised_like_the_fields_values(make_pair):
     assert pair.alfa_customers()[rid]["phone"] == ["+79163333333"]
     assert pair.vt_contacts()[a]["phone"] == "+79163333333"
     assert run_sync(pair.config).apply.writes == 0
+
+
+def test_recovery_does_not_take_a_shorter_name_for_its_own_create(small):
+    """A create that failed is not "found" in someone else's record whose name is a prefix of the
+    one sent: only a field this side is known to store shorter may be held cut."""
+    small.vt_add(lastname="Anna-Maria", email="family@example.com", phone="89165550000", title="", description="")
+    small.alfa_server.fail_next(1, operation="customer/create")
+    run_sync(small.config)
+    assert len(small.alfa_customers()) == 5                   # the create failed
+    ann = small.alfa_add(name="Ann", email=["family@example.com"], phone=["+79165550000"])
+    run_sync(small.config)
+    with Mirror(small.config.mirror_url).engine.connect() as conn:
+        creates = conn.execute(sa.select(OutboxRow.state).where(OutboxRow.op == "create",
+                                                                OutboxRow.side == "right")).scalars().all()
+        bases = conn.execute(sa.select(LinkRow.bases).where(LinkRow.right_id == ann)).scalar()
+    assert creates.count("done") == 5                         # the five of the fixture, not the failed one
+    assert bases is None or "Ann" not in bases                # "Ann" is not kept as a cut "Anna-Maria"
