@@ -125,7 +125,12 @@ def plan_command(config: Config, name: str | None, out: str | None, as_json: boo
     prepared = prepare(config, names, mirror)
     if pull_first:
         targets = sorted({str(m.side(s)) for m, _ in prepared for s in ("left", "right")})
-        pull(config, targets, mirror=mirror)
+        pulled = pull(config, targets, mirror=mirror)
+        if not pulled.ok:  # a plan from a mirror that could not be refreshed would show stale records
+            for e in pulled.entities:
+                if e.status != "ok":
+                    err_console.print(f"[red]error:[/red] {e.system}:{e.entity}: {escape(e.message or e.status)}")
+            sys.exit(1)
     plan = make_plan(mirror, prepared)
     if out:
         Path(out).write_bytes(plan.to_json())

@@ -114,3 +114,11 @@ def test_recovery_does_not_take_a_shorter_name_for_its_own_create(small):
         bases = conn.execute(sa.select(LinkRow.bases).where(LinkRow.right_id == ann)).scalar()
     assert creates.count("done") == 5                         # the five of the fixture, not the failed one
     assert bases is None or "Ann" not in bases                # "Ann" is not kept as a cut "Anna-Maria"
+
+
+def test_plan_pull_after_a_failed_login_exits_1(small, monkeypatch, tmp_path):
+    monkeypatch.setenv("VT_ACCESS_KEY", "wrong-key")
+    out = cli(small, "plan", "--pull", "--out", str(tmp_path / "p.plan"))
+    assert out.exit_code == 1
+    assert "error" in out.output and "vt" in out.output
+    assert not (tmp_path / "p.plan").exists()                 # no plan from a stale mirror
