@@ -380,7 +380,6 @@ class MappingPlanner:
         settle: dict[str, Any] = {}
         closes: list[int] = []
         conflicts = {(c.link_id, c.field): c for c in self.conflicts if c.link_id == link.id}
-        times: dict[str, datetime | None] | None = None
         for fm in self.mapping.synced_fields:
             name = fm.name
             left, right = values["left"].get(name), values["right"].get(name)
@@ -430,11 +429,8 @@ class MappingPlanner:
                 else:
                     policy = fm.conflict
                     if policy == "newest":
-                        if times is None:  # the CRMs' own times when both have one, else when we saw each change
-                            own = {s: self.tr.modified_at(s, recs[s].data) for s in SIDES}
-                            times = own if all(own.values()) else {s: recs[s].last_changed for s in SIDES}
-                        newer = (times["right"] or datetime.min) > (times["left"] or datetime.min)
-                        policy = "right" if newer else "left"
+                        policy = self.tr.newer_side({s: recs[s].data for s in SIDES},
+                                                    {s: recs[s].last_changed for s in SIDES}) or fm.tie_break
                     if policy == "manual":
                         self._conflict(link, name, left, right, shadow)
                         continue

@@ -95,7 +95,7 @@ def pull(config: Config, targets: Iterable[str] | None = None, *, full: bool = F
     ``should_stop`` is asked after each committed batch; when it says yes the pull ends there
     (no sweep of a half-read entity) and the run is recorded as ``stopped``.
     """
-    started = time.monotonic()
+    started, seen_at = time.monotonic(), utcnow()
     mirror = mirror or Mirror(config.mirror_url)
     plan = parse_targets(config, targets)
     result = PullResult()
@@ -109,7 +109,7 @@ def pull(config: Config, targets: Iterable[str] | None = None, *, full: bool = F
                 entities = [only] if only else list(settings.get("entities") or connector.default_entities)
                 puller = _EntityPuller(mirror, connector, settings, full=full, sweep=sweep,
                                        allow_mass_delete=allow_mass_delete, progress=progress,
-                                       should_stop=should_stop)
+                                       should_stop=should_stop, seen_at=seen_at)
                 for entity in entities:
                     if should_stop and should_stop():
                         result.stopped = True
@@ -144,8 +144,9 @@ class _EntityPuller:
 
     def __init__(self, mirror: Mirror, connector: Connector, settings: dict, *, full: bool,
                  sweep: bool, allow_mass_delete: bool, progress: Progress | None,
-                 should_stop: ShouldStop | None = None):
+                 should_stop: ShouldStop | None = None, seen_at: datetime | None = None):
         self.mirror = mirror
+        self.seen_at = seen_at
         self.connector = connector
         self.system = connector.name
         self.full = full
@@ -181,7 +182,7 @@ class _EntityPuller:
         started = utcnow()  # deletes queued before this moment get their second look
         schema = self._schema(entity, refresh=self.full)
         options = EntityOptions.from_settings(self.settings, entity)
-        writer = self.mirror.writer(self.system, schema, options)
+        writer = self.mirror.writer(self.system, schema, options, self.seen_at)
         result.schema_changes += writer.announced
         state = self.mirror.cursor_state(self.system, entity)
         self._apply_hints(writer, entity, result)
@@ -196,7 +197,7 @@ class _EntityPuller:
                 if not redescribed and self._has_new_fields(schema, batch):
                     redescribed = True
                     schema = self._schema(entity, refresh=True)
-                    writer = self.mirror.writer(self.system, schema, options)
+                    writer = self.mirror.writer(self.system, schema, options, self.seen_at)
                     result.schema_changes += writer.announced
                 gone = self._queue_gone(entity, [str(d) for d in batch.deleted], "feed")
                 result.add(writer.apply(batch.records, gone, cursor=batch.cursor))

@@ -145,6 +145,7 @@ class EntitySchema:
     label: str = ""
     timezone: str = "UTC"              # the zone of the CRM's naive datetime strings
     modified_field: str | None = None  # the field holding the record's last change time
+    modified_precision: int = 1        # seconds that field resolves (60: to the minute)
     html_encoded: bool = False         # text is stored HTML-encoded (vtiger's family): decoded when read
 
     def field(self, name: str) -> Field | None:

@@ -55,6 +55,7 @@ TOKEN_HEADER = "X-ALFACRM-TOKEN"
 MAX_PAGE = 50                 # Yii2 clamps per-page to 1..50
 ACTIVE_E_DATE = "2030-12-31"  # e_date of rows that are not archived
 EVENT_DELETE = 3
+EDITED_AT = "edited_at"       # added to rows read because the Log named them: the Log's newest date_time
 
 # Field lists: "name:type" with type one of base.FIELD_TYPES, ">model" for a reference and
 # "@format" (strptime) for a date that is not ISO. Labels are the CRM's (they name fields in validation errors).
@@ -98,7 +99,8 @@ LABELS = {"name": "Имя", "is_study": "Клиент/лид", "legal_type": "Т
           "dob": "Дата рождения", "email": "E-mail", "phone": "Телефон", "balance": "Баланс",
           "date": "Дата", "lesson_type_id": "Тип урока", "customer_id": "Клиент", "income": "Сумма",
           "text": "Текст", "comment": "Комментарий", "class": "Класс", "related_id": "Объект",
-          "title": "Заголовок", "document_date": "Дата документа", "archived": "В архиве"}
+          "title": "Заголовок", "document_date": "Дата документа", "archived": "В архиве",
+          EDITED_AT: "Изменён (по Логу)"}
 MANDATORY = {"customer": ("name", "is_study", "legal_type", "branch_ids"), "lesson": ("date", "lesson_type_id"),
              "pay": ("customer_id", "income"), "task": ("text",), "communication": ("class", "related_id", "comment")}
 
@@ -273,11 +275,14 @@ class AlfaCrmConnector(Connector):
         fields = [_field(spec, entity) for spec in _FIELDS[entity].split()]
         if model.archivable:
             fields.append(Field("archived", "boolean", LABELS["archived"], editable=False))
+        if model.log_class:
+            fields.append(Field(EDITED_AT, "datetime", LABELS[EDITED_AT], editable=False))
         if entity != "communication":  # custom fields (custom_<code>) show only in the rows
             known = {f.name for f in fields}
             sample = self._index(entity, self._read_branches(entity)[0], 0, _scan_filters(model), size=1)["items"]
             fields += [Field(key, "string", key) for row in sample[:1] for key in row if key not in known]
-        return EntitySchema(entity, fields, label=model.log_class or entity, timezone=self.timezone)
+        return EntitySchema(entity, fields, label=model.log_class or entity, timezone=self.timezone,
+                            modified_field=EDITED_AT if model.log_class else None)
 
     def capture(self, entity: str) -> Capture:
         return Capture.INCREMENTAL if entity == "log" else Capture.SCAN
@@ -319,7 +324,7 @@ class AlfaCrmConnector(Connector):
                 changed, scan.log_id = self._log_since(entity, scan.log_id)
             except _LogGap as exc:
                 log.info("%s:%s: %s; the scan is checked by totals only", self.name, entity, exc)
-                changed, scan.log_id = set(), None
+                changed, scan.log_id = {}, None
             for chunk in _chunks(sorted(changed), self.page_size):
                 found = self._fetch_ids(entity, chunk, listed)
                 gone.update(set(chunk) - {r["id"] for r in found})
@@ -353,7 +358,8 @@ class AlfaCrmConnector(Connector):
         for chunk in _chunks(sorted(changed), self.page_size):
             found = self._fetch_ids(entity, chunk)
             missing = set(chunk) - {r["id"] for r in found}
-            yield ChangeBatch(records=[_record(model, r) for r in found], deleted=[str(i) for i in sorted(missing)])
+            records = [{**_record(model, r), EDITED_AT: changed[r["id"]]} for r in found]
+            yield ChangeBatch(records=records, deleted=[str(i) for i in sorted(missing)])
         yield ChangeBatch(cursor=json.dumps({"log": log_id}))
 
     def _log_head(self, entity: str) -> int | None:
@@ -368,9 +374,10 @@ class AlfaCrmConnector(Connector):
             return None
         return items[0]["id"] if items else 0
 
-    def _log_since(self, entity: str, since: int) -> tuple[set[int], int]:
-        """Ids of ENTITY that the Log names after Log id SINCE, and the newest Log id seen."""
-        changed: set[int] = set()
+    def _log_since(self, entity: str, since: int) -> tuple[dict[int, str], int]:
+        """Ids of ENTITY that the Log names after Log id SINCE with their newest Log ``date_time``
+        (Alfa keeps no change time on the rows themselves), and the newest Log id seen."""
+        changed: dict[int, str] = {}
         newest, reached = since, False
         try:
             for items in self._pages("log", self.branch, {"entity": MODELS[entity].log_class}):
@@ -378,7 +385,7 @@ class AlfaCrmConnector(Connector):
                     if row["id"] <= since:
                         reached = True
                     else:
-                        changed.add(row["entity_id"])
+                        changed[row["entity_id"]] = max(changed.get(row["entity_id"], ""), row["date_time"])
                         newest = max(newest, row["id"])
                 if reached:
                     break

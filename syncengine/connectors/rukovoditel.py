@@ -175,7 +175,8 @@ class RukovoditelConnector(Connector):
                                 mandatory=f.mandatory))
             if f.twin:
                 fields.append(Field(f.twin, "string", label=f"{f.label} (display)", editable=False))
-        return EntitySchema(e.name, fields, label=e.label, timezone="UTC", modified_field="date_updated")
+        return EntitySchema(e.name, fields, label=e.label, timezone="UTC", modified_field="date_updated",
+                            modified_precision=60)
 
     def field_ids(self, entity: str) -> dict[str, str]:
         """Readable field name → the API's ``field_<id>`` (what ``syncengine discover`` shows)."""

@@ -23,6 +23,7 @@ from .spec import (
     ON_DELETE_CONFLICT,
     POLICIES,
     SIDES,
+    TIE_BREAKS,
     TYPES,
     FieldMap,
     Mapping,
@@ -32,10 +33,10 @@ from .spec import (
 )
 
 _PLACEHOLDER = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-_TOP_KEYS = {"left", "right", "direction", "match_on", "conflict", "on_delete", "on_delete_conflict",
+_TOP_KEYS = {"left", "right", "direction", "match_on", "conflict", "tie_break", "on_delete", "on_delete_conflict",
              "phone_country", "fields", "external_id"}
 _FIELD_KEYS = {"left", "right", "direction", "normalize", "type", "values", "ref", "const", "template",
-               "conflict", "left_format", "right_format", "country"}
+               "conflict", "tie_break", "left_format", "right_format", "country"}
 
 
 def mapping_files(config: Config) -> dict[str, Path]:
@@ -106,6 +107,7 @@ def load_mapping(config: Config, path: Path, *, known: set[str]) -> Mapping:
                           "different entities (each sync would copy every record onto itself)")
     direction = _choice(file, "direction", raw.get("direction", "both"), DIRECTIONS)
     conflict = _choice(file, "conflict", raw.get("conflict", "newest"), POLICIES)
+    tie_break = _choice(file, "tie_break", raw.get("tie_break", "manual"), TIE_BREAKS)
     on_delete = _choice(file, "on_delete", raw.get("on_delete", "unlink"), ON_DELETE)
     on_delete_conflict = _choice(file, "on_delete_conflict", raw.get("on_delete_conflict", "keep"), ON_DELETE_CONFLICT)
     country = _country(file, "phone_country", raw.get("phone_country", "RU"))
@@ -114,7 +116,7 @@ def load_mapping(config: Config, path: Path, *, known: set[str]) -> Mapping:
         raise ConfigError(file, "fields", "missing or empty; add a [fields] table, e.g. "
                           'email = { left = "email", right = "email[0]", normalize = "email" }')
     mapping = Mapping(name=path.stem, file=file, left=sides["left"], right=sides["right"],
-                      direction=direction, conflict=conflict, on_delete=on_delete,
+                      direction=direction, conflict=conflict, tie_break=tie_break, on_delete=on_delete,
                       on_delete_conflict=on_delete_conflict, phone_country=country)
     for name, spec in fields_raw.items():
         mapping.fields[name] = _field(file, name, spec, mapping, known)
@@ -188,6 +190,7 @@ def _field(file: str, name: str, spec: Any, mapping: Mapping, known: set[str]) -
             paths[side] = path
     fm = FieldMap(name=name, paths=paths, conflict=mapping.conflict, country=mapping.phone_country)
     fm.conflict = _choice(file, f"{key}.conflict", spec.get("conflict", mapping.conflict), POLICIES)
+    fm.tie_break = _choice(file, f"{key}.tie_break", spec.get("tie_break", mapping.tie_break), TIE_BREAKS)
     if "normalize" in spec:
         fm.normalize = _choice(file, f"{key}.normalize", spec["normalize"], tuple(NORMALIZERS))
     if "type" in spec:

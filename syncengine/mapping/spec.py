@@ -8,6 +8,7 @@ from typing import Any
 SIDES = ("left", "right")
 DIRECTIONS = ("both", "left-to-right", "right-to-left")
 POLICIES = ("left", "right", "newest", "manual")
+TIE_BREAKS = ("left", "right", "manual")
 ON_DELETE = ("propagate", "unlink", "ignore")
 ON_DELETE_CONFLICT = ("keep", "delete", "manual")  # a delete whose survivor was edited since the last sync
 TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
@@ -71,6 +72,7 @@ class FieldMap:
     const: Any = MISSING                  # written on create to the side that has a path
     template: str | None = None           # rendered from the other side's raw record
     conflict: str = "newest"
+    tie_break: str = "manual"             # ``newest`` when both edit times are equal: left, right or manual
     formats: dict[str, str] = field(default_factory=dict)  # side -> strptime/strftime format
     country: str = "RU"
 
@@ -106,6 +108,7 @@ class Mapping:
     direction: str = "both"
     match_on: list[str] = field(default_factory=list)
     conflict: str = "newest"
+    tie_break: str = "manual"
     on_delete: str = "unlink"
     on_delete_conflict: str = "keep"
     fields: dict[str, FieldMap] = field(default_factory=dict)

@@ -27,6 +27,7 @@ _STRINGY = {"string", "text", "email", "phone", "url", "picklist", "date", "date
 _DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d.%m.%Y %H:%M:%S")
 _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S",
                      "%d.%m.%Y %H:%M", "%Y-%m-%d")
+_EPOCH = datetime(1970, 1, 1)
 _TRUE = {"1", "true", "yes", "on", "да", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "нет", "n", "f"}
 WRITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -210,6 +211,20 @@ class Translator:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=self.zones[side])
         return moment.astimezone(UTC).replace(tzinfo=None)
+
+    def newer_side(self, records: dict[str, dict[str, Any]], seen: dict[str, datetime]) -> str | None:
+        """The side edited last, or None for a tie. The CRMs' own edit times when both sides keep
+        one, compared at the coarser precision; else when a pull first saw each change (the start
+        of that pull run, the same for every system of one sync, so pull order cannot decide)."""
+        own = [self.modified_at(side, records[side]) for side in SIDES]
+        times: list[Any] = [seen[side] for side in SIDES]
+        if own[0] and own[1]:
+            step = max(schema.modified_precision for schema in self.schemas.values())
+            times = [int((moment - _EPOCH).total_seconds()) // step for moment in own if moment]
+        left, right = times
+        if left == right:
+            return None
+        return "right" if right > left else "left"
 
     # -- writing ---------------------------------------------------------------------------
     def to_raw(self, side: str, values: dict[str, Any], current: dict[str, Any] | None = None) -> dict[str, Any]:

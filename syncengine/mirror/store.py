@@ -158,9 +158,9 @@ class Mirror:
                 finished_at=utcnow(), status=status, counts=SECRETS.redact(orjson.dumps(counts).decode()),
                 error=SECRETS.redact(error) if error else None))
 
-    def writer(self, system: str, schema: EntitySchema,
-               options: reporting.EntityOptions | None = None) -> EntityWriter:
-        return EntityWriter(self, system, schema, options or reporting.EntityOptions())
+    def writer(self, system: str, schema: EntitySchema, options: reporting.EntityOptions | None = None,
+               seen_at: datetime | None = None) -> EntityWriter:
+        return EntityWriter(self, system, schema, options or reporting.EntityOptions(), seen_at)
 
 
 class ReportingTable:
@@ -227,8 +227,11 @@ class EntityWriter:
     """Writes the batches of one (system, entity) and its reporting table."""
 
     def __init__(self, mirror: Mirror, system: str, schema: EntitySchema,
-                 options: reporting.EntityOptions):
+                 options: reporting.EntityOptions, seen_at: datetime | None = None):
+        """SEEN_AT: the ``last_changed`` of what this writer changes (a pull passes its start, the
+        same for every system it reads, so comparing when changes were seen is not pull order)."""
         self.mirror = mirror
+        self.seen_at = seen_at
         self.system = system
         self.entity = schema.name
         self.options = options
@@ -260,6 +263,7 @@ class EntityWriter:
         ``cursor=None`` leaves the stored cursor as it is; ``swept=True`` records a completed sweep.
         """
         now = utcnow()
+        seen = self.seen_at or now
         synced_at = now.replace(tzinfo=UTC)
         counts = Counts()
         prepared: dict[str, tuple[bytes, dict[str, Any]]] = {}
@@ -283,9 +287,9 @@ class EntityWriter:
                 digest = content_hash(data)
                 old = existing.get(rid)
                 if old is None:
-                    inserts.append((self.system, self.entity, rid, data.decode(), digest, now, now))
+                    inserts.append((self.system, self.entity, rid, data.decode(), digest, now, seen))
                 elif old[1] != digest or old[2] is not None:
-                    updates.append((data.decode(), digest, now, old[0]))
+                    updates.append((data.decode(), digest, seen, old[0]))
                 else:
                     counts.unchanged += 1
                     continue

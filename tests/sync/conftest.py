@@ -70,12 +70,12 @@ class Pair:
 
 
 def write_pair_config(write_config: Any, mirror_url: str, vt: Any, alfa: Any, *, mapping: str | None = None,
-                      **settings: Any) -> Path:
+                      alfa_settings: dict[str, Any] | None = None, **settings: Any) -> Path:
     path = write_config(mirror_url, {
         "vt": {"kind": "vtiger", "url": vt.url, "username": "admin", "access_key": "${VT_ACCESS_KEY}",
                "entities": ["Contacts"], **settings},
         "alfa": {"kind": "alfacrm", "url": alfa.url, "email": "admin@example.com", "api_key": "${ALFA_API_KEY}",
-                 "entities": ["customer"], "use_log": False, **settings},
+                 "entities": ["customer"], "use_log": False, **settings, **(alfa_settings or {})},
     }, jobs=[{"name": "contacts-job", "every": "15m", "mappings": ["contacts"]}])
     folder = path.parent / "mappings"
     folder.mkdir(exist_ok=True)
@@ -95,11 +95,12 @@ def pair(emulator: Any, write_config: Any, sqlite_url: str) -> Pair:
 
 @pytest.fixture
 def make_pair(emulator: Any, write_config: Any, sqlite_url: str) -> Any:
-    """``make_pair(mapping_text)``: both emulators, empty, and a sync.toml with that mapping."""
-    def make(mapping: str) -> Pair:
+    """``make_pair(mapping_text, **alfa_settings)``: both emulators, empty, and a sync.toml with that mapping."""
+    def make(mapping: str, **alfa_settings: Any) -> Pair:
         vt = emulator("vtiger", records=0, access_key=VT_KEY)
         alfa = emulator("alfacrm", records=0, api_key=ALFA_KEY)
-        return Pair(vt, alfa, write_pair_config(write_config, sqlite_url, vt, alfa, mapping=mapping))
+        return Pair(vt, alfa, write_pair_config(write_config, sqlite_url, vt, alfa, mapping=mapping,
+                                                alfa_settings=alfa_settings))
     return make
 
 
