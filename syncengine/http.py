@@ -16,12 +16,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import orjson
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from .errors import ConnectorError, ProtocolError, RateLimited, TransientError
+from .jsonutil import JSONDecodeError, loads
 
 log = logging.getLogger("syncengine.http")
 T = TypeVar("T")
@@ -148,8 +148,8 @@ def json_body(response: requests.Response, system: str | None = None) -> Any:
     if response.status_code >= 500:
         raise TransientError(f"HTTP {response.status_code} from the server", system=system)
     try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
+        return loads(response.content)
+    except JSONDecodeError:
         raise TransientError(f"unreadable JSON in an HTTP {response.status_code} answer "
                              f"({len(response.content)} bytes)", system=system) from None
 

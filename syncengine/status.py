@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
 from .config import Config, Job
+from .jsonutil import loads
 from .mirror import Mirror
 from .mirror.models import ConflictRow, CursorRow, LinkRow, OutboxRow, ParkedRow, RecordRow, RunRow
 
@@ -79,7 +79,7 @@ def _mappings(conn: sa.Connection) -> list[dict[str, Any]]:
 
 
 def _run(r: Any) -> dict[str, Any]:
-    counts = orjson.loads(r.counts or "{}")
+    counts = loads(r.counts or "{}")
     return {"id": r.id, "kind": r.kind, "job": r.job, "target": r.target, "started_at": r.started_at,
             "finished_at": r.finished_at, "status": r.status, "seconds": counts.get("seconds"),
             "error": r.error or _entity_errors(counts),

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
 from .config import Config
 from .errors import UsageError
+from .jsonutil import dumpb
 from .mapping import SIDES, Mapping, load_mappings, mapping_files, other, prepare, validate
 from .mapping.spec import SideRef
 from .mirror import Mirror
@@ -91,7 +91,7 @@ class MigrationReport:
             out.writerow(["mapping", "source_id", "target_id", "outcome", "reason"])
             for r in self.records:
                 out.writerow([r.mapping, r.source_id, r.target_id or "", r.outcome, r.reason])
-        json_path.write_bytes(orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2))
+        json_path.write_bytes(dumpb(self.as_dict(), indent=True))
         return csv_path, json_path
 
 

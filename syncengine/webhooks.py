@@ -14,7 +14,6 @@ reverse proxy that restricts who may post: SalesMan signs nothing.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -23,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from .config import Config
+from .jsonutil import dumpb, loads
 from .serving import BackgroundServer
 
 log = logging.getLogger("syncengine.webhooks")
@@ -97,7 +97,7 @@ def _payload(content_type: str, body: bytes) -> dict[str, Any] | None:
     if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
         return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
     try:
-        value = json.loads(body or b"null")
+        value = loads(body or b"null")
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
@@ -138,7 +138,7 @@ def _handler_for(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
                               "hinted": receiver.hinted})
 
         def _reply(self, status: int, reply: dict[str, Any]) -> None:
-            data = json.dumps(reply, ensure_ascii=False).encode("utf-8")
+            data = dumpb(reply)
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))

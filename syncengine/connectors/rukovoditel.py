@@ -34,11 +34,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
 import requests
 
 from ..errors import AuthError, ConnectorError, NotFound, ProtocolError, TransientError, ValidationError
 from ..http import HttpClient, json_body, origin
+from ..jsonutil import JSONDecodeError, dumpb, dumps, loads
 from ..translit import identifier
 from ..types import Capture, ChangeBatch, EntitySchema, Field, SystemSettings, setting
 from .base import Connector
@@ -463,7 +463,7 @@ class RukovoditelConnector(Connector):
             return self.http.request(
                 "POST", self.endpoint + (f"?page={page}" if page else ""), op=action, idempotent=action != "insert",
                 parse=lambda response: self._answer(response, action, what),
-                data=orjson.dumps(body), headers={"Content-Type": "application/json"})
+                data=dumpb(body), headers={"Content-Type": "application/json"})
         except _Blank:
             if probed or action == "login":
                 raise
@@ -512,8 +512,8 @@ class RukovoditelConnector(Connector):
                                 f"{content[:40]!r} instead of JSON; is url in [systems.{self.name}] the "
                                 "Rukovoditel app's address, with the API extension installed?", system=self.name)
         try:
-            envelope = orjson.loads(content)
-        except orjson.JSONDecodeError:
+            envelope = loads(content)
+        except JSONDecodeError:
             return json_body(response)   # raises: unreadable JSON is transient
         if not isinstance(envelope, dict):
             raise ProtocolError(f"{action} {what}: unexpected answer {content[:80]!r}", system=self.name)
@@ -583,8 +583,8 @@ def _unique_names(candidates: list[tuple[str, str]], taken: set[str],
 
 def _config(text: Any) -> dict[str, Any]:
     try:
-        value = orjson.loads(text) if text else {}
-    except orjson.JSONDecodeError:
+        value = loads(text) if text else {}
+    except JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -627,14 +627,14 @@ def _record_id(remote_id: str) -> int:
 
 
 def _cursor(since: datetime | None) -> str:
-    return orjson.dumps({"v": 1, "since": since.strftime("%Y-%m-%d %H:%M") if since else None}).decode()
+    return dumps({"v": 1, "since": since.strftime("%Y-%m-%d %H:%M") if since else None})
 
 
 def _cursor_since(cursor: str | None) -> datetime | None:
     if not cursor:
         return None
     try:
-        since = orjson.loads(cursor).get("since")
+        since = loads(cursor).get("since")
         return datetime.strptime(since, "%Y-%m-%d %H:%M") if since else None
-    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+    except (JSONDecodeError, AttributeError, TypeError, ValueError):
         raise ProtocolError(f"unreadable cursor {cursor[:60]!r}; run `syncengine pull --full` to start over") from None

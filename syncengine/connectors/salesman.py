@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import json
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -30,11 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 import requests
 
 from ..errors import AuthError, NotFound, ProtocolError, TransientError, Unsupported, ValidationError
 from ..http import HttpClient, json_body
+from ..jsonutil import dumpb, dumps, loads
 from ..types import Capture, ChangeBatch, EntitySchema, Field, SystemSettings, setting
 from .base import Connector
 from .listing import Page, offset_pages
@@ -192,7 +191,7 @@ class SalesManConnector(Connector):
         return self.http.request(
             "POST", f"{self.base}/developer/v2/{method}", op=f"{method}.{action}", idempotent=idempotent,
             parse=lambda response: self._parse(response, method, action),
-            data=orjson.dumps(body), headers={"Content-Type": "application/json"})
+            data=dumpb(body), headers={"Content-Type": "application/json"})
 
     def _parse(self, response: requests.Response, method: str, action: str) -> Any:
         op = f"{method}.{action}"
@@ -355,7 +354,7 @@ class SalesManConnector(Connector):
             if not yielded:
                 yield ChangeBatch(scan=True)
             return
-        state = json.loads(cursor) if cursor else {}
+        state = loads(cursor) if cursor else {}
         if "page" in state:  # a first read cut short: go on from its last page
             yield from self._first_read(entity, state["since"], resume=state["page"])
         elif not state.get("since"):
@@ -374,11 +373,11 @@ class SalesManConnector(Connector):
         extra = {"bankinfo": "yes"} if entity == "client" else {}
         for number, records in self._walk_pages(entity, extra, first=resume or 0, complete=resume is None):
             yield ChangeBatch(records=records, scan=resume is None,
-                              cursor=json.dumps({"since": mark, "page": number}) if mark else None)
+                              cursor=dumps({"since": mark, "page": number}) if mark else None)
         if resume is not None and mark:
             yield from self._read_since(entity, mark)
         else:
-            yield ChangeBatch(cursor=json.dumps({"since": mark}), scan=resume is None)
+            yield ChangeBatch(cursor=dumps({"since": mark}), scan=resume is None)
 
     def _read_since(self, entity: str, stored: str) -> Iterator[ChangeBatch]:
         """Records created or edited since STORED (less the overlap), then the new cursor."""
@@ -393,7 +392,7 @@ class SalesManConnector(Connector):
                 seen.update(r["id"] for r in fresh)
                 if fresh:
                     yield ChangeBatch(records=fresh)
-        yield ChangeBatch(cursor=json.dumps({"since": mark or stored}))
+        yield ChangeBatch(cursor=dumps({"since": mark or stored}))
 
     def _newest(self, entity: str) -> str | None:
         """The newest create/edit time on the server, read *before* the changes are read."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import requests
 
 from ..errors import AuthError, ConnectorError, NotFound, ProtocolError, TransientError, ValidationError
 from ..http import HttpClient, json_body
+from ..jsonutil import dumps, loads
 from ..redact import SECRETS
 from ..types import Capture, ChangeBatch, EntitySchema, Field, SystemSettings, setting
 from .base import Connector
@@ -185,7 +185,7 @@ class VtigerConnector(Connector):
 
     # -- change capture ----------------------------------------------------------------------
     def read_changes(self, entity: str, cursor: str | None) -> Iterator[ChangeBatch]:
-        state = json.loads(cursor) if cursor else {}
+        state = loads(cursor) if cursor else {}
         mode = state.get("mode")
         if mode is None or (mode == "sync" and self.change_feed == "query") \
                 or (mode == "query" and self.change_feed == "sync"):
@@ -218,12 +218,12 @@ class VtigerConnector(Connector):
         for batch in self._read_query(entity, resume or {}):
             batch.scan = resume is None
             if mode == "sync" and batch.cursor:
-                keyset = json.loads(batch.cursor)
-                batch.cursor = json.dumps({"mode": "sync", "t": since,
+                keyset = loads(batch.cursor)
+                batch.cursor = dumps({"mode": "sync", "t": since,
                                            "scan": {"t": keyset["t"], "id": keyset["id"]}})
             yield batch
         if mode == "sync":
-            yield ChangeBatch(cursor=json.dumps({"mode": "sync", "t": since}), scan=resume is None)
+            yield ChangeBatch(cursor=dumps({"mode": "sync", "t": since}), scan=resume is None)
 
     def _sync_available(self, entity: str) -> bool:
         """Probe ``sync`` once: a stock install answers every call with HTTP 500 and no body."""
@@ -252,7 +252,7 @@ class VtigerConnector(Connector):
             stored = max(stored, last)
             yield ChangeBatch(records=[_clean(r) for r in result.get("updated") or []],
                               deleted=[str(d) for d in result.get("deleted") or []],
-                              cursor=json.dumps({"mode": "sync", "t": stored}))
+                              cursor=dumps({"mode": "sync", "t": stored}))
             if not result.get("more"):
                 return
             if last <= since:
@@ -279,7 +279,7 @@ class VtigerConnector(Connector):
                 after = (tail.get("modifiedtime") or "", tail["id"])
                 last = max(last, after, key=_keyset_order)
             yield ChangeBatch(records=[_clean(r) for r in rows],
-                              cursor=json.dumps({"mode": "query", "t": last[0], "id": last[1]}) if last[0] else None)
+                              cursor=dumps({"mode": "query", "t": last[0], "id": last[1]}) if last[0] else None)
             if len(rows) < PAGE:
                 return
 
@@ -322,10 +322,10 @@ class VtigerConnector(Connector):
         values = dict(values)
         if "assigned_user_id" not in values:
             values["assigned_user_id"] = self._session.get().get("userId", "19x1")
-        return _clean(self._call("POST", "create", {"elementType": entity, "element": json.dumps(values)}))
+        return _clean(self._call("POST", "create", {"elementType": entity, "element": dumps(values, ascii_only=True)}))
 
     def update(self, entity: str, remote_id: str, values: dict[str, Any]) -> dict[str, Any]:
-        element = json.dumps({**values, "id": remote_id})
+        element = dumps({**values, "id": remote_id}, ascii_only=True)
         return _clean(self._call("POST", "revise", {"element": element}))
 
     def delete(self, entity: str, remote_id: str) -> None:

@@ -19,7 +19,6 @@ waits ~40 ms for a delayed ACK and benchmarks measure the emulator (see shared/N
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import socket
 import threading
@@ -32,6 +31,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+from ..jsonutil import dumps, loads
 from ..serving import BackgroundServer
 
 CONTROL_PREFIX = "/__emulator__/"
@@ -50,7 +50,7 @@ class Request:
     def json(self) -> Any:
         """The body parsed as JSON, or None when it is not JSON."""
         try:
-            return json.loads(self.body) if self.body else None
+            return loads(self.body) if self.body else None
         except ValueError:
             return None
 
@@ -71,7 +71,7 @@ class Response:
              escape_slashes: bool = False, content_type: str = "application/json",
              headers: dict[str, str] | None = None) -> Response:
         """Serialise like PHP when asked: ``\\uXXXX`` escapes and ``\\/``."""
-        text = json.dumps(value, ensure_ascii=ensure_ascii, separators=(",", ":"))
+        text = dumps(value, ascii_only=ensure_ascii)
         if escape_slashes:
             text = text.replace("/", "\\/")
         return cls(status, text.encode("utf-8"), content_type, headers or {})

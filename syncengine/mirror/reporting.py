@@ -20,12 +20,12 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.dialects.postgresql import JSONB
 
+from ..jsonutil import dumpb
 from ..types import EntitySchema, Field
 
 log = logging.getLogger("syncengine.mirror")
@@ -295,9 +295,9 @@ def _text(value: Any) -> str:
 
 
 def _json(value: Any) -> str:
-    data = orjson.dumps(value)
+    data = dumpb(value)
     if b"\\u0000" in data:  # nor can jsonb
-        data = orjson.dumps(_without_nul(value))
+        data = dumpb(_without_nul(value))
     return data.decode()
 
 

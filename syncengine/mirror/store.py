@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import orjson
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..jsonutil import dumpb, dumps, loads
 from ..redact import SECRETS
 from ..types import EntitySchema, Field
 from . import db, reporting
@@ -56,7 +56,7 @@ def content_hash(data: bytes) -> str:
 
 
 def encode(record: dict[str, Any]) -> bytes:
-    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return dumpb(record, sort_keys=True)
 
 
 def chunks(items: list[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
@@ -98,7 +98,7 @@ class Mirror:
         with self.engine.begin() as conn:
             upsert(conn, cast(sa.Table, SchemaRow.__table__), [{
                 "system": system, "entity": schema.name,
-                "schema": orjson.dumps(asdict(schema)).decode(), "described_at": utcnow()}],
+                "schema": dumps(asdict(schema)), "described_at": utcnow()}],
                 ["system", "entity"])
 
     # -- cursors ---------------------------------------------------------------------------
@@ -115,7 +115,7 @@ class Mirror:
         if not deleted:
             stmt = stmt.where(R.c.deleted_at.is_(None))
         with self.engine.connect() as conn:
-            return {rid: orjson.loads(data) for rid, data in conn.execute(stmt)}
+            return {rid: loads(data) for rid, data in conn.execute(stmt)}
 
     def live_ids(self, system: str, entity: str) -> set[str]:
         with self.engine.connect() as conn:
@@ -155,7 +155,7 @@ class Mirror:
     def finish_run(self, run_id: int, status: str, counts: dict[str, Any], error: str | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(sa.update(RunRow).where(RunRow.id == run_id).values(
-                finished_at=utcnow(), status=status, counts=SECRETS.redact(orjson.dumps(counts).decode()),
+                finished_at=utcnow(), status=status, counts=SECRETS.redact(dumps(counts)),
                 error=SECRETS.redact(error) if error else None))
 
     def writer(self, system: str, schema: EntitySchema, options: reporting.EntityOptions | None = None,
@@ -197,7 +197,7 @@ class ReportingTable:
             if not page:
                 return
             last = page[-1].id
-            rows = [self.to_row(r.remote_id, orjson.loads(r.data), now, r.deleted_at is not None) for r in page]
+            rows = [self.to_row(r.remote_id, loads(r.data), now, r.deleted_at is not None) for r in page]
             conn.exec_driver_sql(self.upsert, [row for row in rows if row is not None])
 
 
@@ -213,11 +213,11 @@ def migrate_reporting_tables(conn: sa.Connection) -> list[str]:
 def _schema_is_current(text: str) -> bool:
     """A schema cached by an older version lacks attributes added since (vtiger's ``html_encoded``,
     say); read with their defaults it would silently change how values are decoded."""
-    return {f.name for f in fields(EntitySchema)} <= orjson.loads(text).keys()
+    return {f.name for f in fields(EntitySchema)} <= loads(text).keys()
 
 
 def schema_from_json(text: str) -> EntitySchema:
-    raw = orjson.loads(text)
+    raw = loads(text)
     parsed = [Field(**{**f, "choices": tuple(map(tuple, f["choices"])),
                        "refers_to": tuple(f["refers_to"])}) for f in raw.pop("fields")]
     return EntitySchema(fields=parsed, **raw)
@@ -334,7 +334,7 @@ class EntityWriter:
             last = page[-1].id
             rows = []
             for pk, text in page:
-                data = encode(self.options.record(orjson.loads(text)))
+                data = encode(self.options.record(loads(text)))
                 rows.append((data.decode(), content_hash(data), pk))
             conn.exec_driver_sql(self._sql("UPDATE records SET data = ?, hash = ? WHERE id = ?"), rows)
         return columns

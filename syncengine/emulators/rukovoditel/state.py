@@ -1,7 +1,6 @@
 """The state of the Rukovoditel emulator and what every action shares: storage, clock, request parsing, hooks."""
 from __future__ import annotations
 
-import json
 import random
 import re
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
+from ...jsonutil import loads
 from ...translit import identifier
 from ..base import Clock, EmulatorApp, Request, Response
 from .model import (
@@ -160,7 +160,7 @@ class RukovoditelState(EmulatorApp):
                                   payload.decode("utf-8", "replace")))
         if not pairs and request.body:
             try:
-                decoded = json.loads(request.body)
+                decoded = loads(request.body)
             except ValueError:
                 decoded = None
             if isinstance(decoded, dict):

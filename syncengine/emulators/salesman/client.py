@@ -1,10 +1,10 @@
 """SalesMan Clients (companies and persons-as-clients): ``client.*``."""
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from ...jsonutil import loads
 from .common import (
     _CLIENT_COMPANIONS,
     _CLIENT_INFO_COMPANIONS,
@@ -229,7 +229,7 @@ class ClientApi(SalesManState):
             try:
                 replies.append(self._client_add(dict(item), user, json_mode))
             except _Fail as fail:
-                replies.append(json.loads(fail.response.body))
+                replies.append(loads(fail.response.body))
         return replies
 
     def _client_update(self, params: Params, user: User, json_mode: bool) -> Any:

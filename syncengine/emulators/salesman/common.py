@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import http.client
-import json
 import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from ...jsonutil import dumps
 from ..base import Response
 
 Params = dict[str, Any]   # the request parameters, PHP-parsed
@@ -117,12 +117,12 @@ def _error(code: int | str, text: str, *, result: bool = True, **extra: Any) -> 
 
 def php_json(value: Any) -> str:
     """``json_encode_cyr``: Cyrillic raw, other non-ASCII as \\uXXXX, ``/`` as ``\\/``."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("/", "\\/")
+    text = dumps(value).replace("/", "\\/")
     return "".join(ch if ord(ch) < 128 or 0x400 <= ord(ch) <= 0x4FF else _u_escape(ch) for ch in text)
 
 
 def _u_escape(ch: str) -> str:
-    return json.dumps(ch)[1:-1]
+    return dumps(ch, ascii_only=True)[1:-1]
 
 
 def fatal_page(message: str, file: str, line: int) -> str:

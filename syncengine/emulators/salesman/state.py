@@ -1,7 +1,6 @@
 """SalesMan's state and what every resource shares: clock, request parsing, visibility, paging, webhooks, hooks."""
 from __future__ import annotations
 
-import json
 import queue
 import random
 import re
@@ -11,6 +10,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ...jsonutil import dumps, loads
 from ..base import Clock, EmulatorApp, Request, Response, page_of
 from .common import (
     _BRACKETS,
@@ -285,7 +285,7 @@ class SalesManState(EmulatorApp):
         if not urls:
             return
         body = {**payload, "event": event, "identity": "1", "iduser1": "1"}
-        raw = json.dumps(_strings(body)).replace("/", "\\/").encode("ascii")
+        raw = dumps(_strings(body), ascii_only=True).replace("/", "\\/").encode("ascii")
         for url in urls:
             self._outbox.put((url, raw))
         if self._sender is None or not self._sender.is_alive():
@@ -301,7 +301,7 @@ class SalesManState(EmulatorApp):
                 url, raw = item
                 status = _post(url, raw)
                 with self.lock:
-                    self.webhook_log.append({"url": url, "body": json.loads(raw), "status": status})
+                    self.webhook_log.append({"url": url, "body": loads(raw), "status": status})
             finally:
                 self._outbox.task_done()
 

@@ -1,10 +1,10 @@
 """vtiger Metadata: ``listtypes`` and ``describe`` (§5)."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+from ...jsonutil import loads
 from ..base import Request
 from .model import DENIED, User, WsError
 from .state import VtigerState
@@ -18,7 +18,7 @@ class MetadataApi(VtigerState):
         if wanted is None:
             return self.listtypes
         try:
-            kinds = json.loads(wanted)
+            kinds = loads(wanted)
         except ValueError:
             kinds = None
         if not isinstance(kinds, list):

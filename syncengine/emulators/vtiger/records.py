@@ -1,10 +1,10 @@
 """vtiger Records by id: ``retrieve``, ``create``, ``update``, ``revise``, ``delete`` (§6)."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+from ...jsonutil import loads
 from ..base import Request, Response
 from .model import BAD_ID, DENIED_FOR_ID, GHOST_REPLY, Fatal, Module, User, WsError
 from .state import VtigerState
@@ -24,7 +24,7 @@ class RecordApi(VtigerState):
                 raise Fatal()
             return None
         try:
-            return json.loads(raw)
+            return loads(raw)
         except ValueError:
             if self.dialect.strict_element:
                 raise WsError("INTERNAL_SERVER_ERROR", "Unknown Error while processing request") from None

@@ -9,8 +9,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
-
+from ...jsonutil import dumpb
 from ..base import Clock, EmulatorApp, Request, Response
 from . import layouts
 from .model import (
@@ -384,7 +383,7 @@ class VtigerState(EmulatorApp):
         """PHP's json_encode: raw UTF-8 (8.4) or \\uXXXX and \\/ (PHP defaults, SalesPlatform)."""
         if self.dialect.escape:
             return Response.json(value, ensure_ascii=True, escape_slashes=True)
-        return Response(200, orjson.dumps(value), "application/json")
+        return Response(200, dumpb(value), "application/json")
 
     def _error(self, code: str | int, message: str) -> Response:
         code_key, message_key = self.dialect.error_keys
