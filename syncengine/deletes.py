@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from . import jsonutil
+from . import audit, jsonutil
 from .mirror import Mirror
 from .mirror.models import HeldDeleteRow, LinkRow, RecordRow, utcnow
 from .mirror.store import chunks, upsert
@@ -149,21 +149,23 @@ def list_deletes(mirror: Mirror, *, everything: bool = False) -> list[dict[str, 
     return out
 
 
-def approve(mirror: Mirror, ids: Iterable[int] = (), *, everything: bool = False) -> dict[str, Any]:
+def approve(mirror: Mirror, ids: Iterable[int] = (), *, everything: bool = False,
+            who: str | None = None) -> dict[str, Any]:
     """The deletes are real: the next sync acts on them (``on_delete``), without waiting and
     whatever edit the other side made. A breaker-held record is marked deleted now."""
-    return _decide(mirror, ids, everything, "approved")
+    return _decide(mirror, ids, everything, "approved", who)
 
 
-def reject(mirror: Mirror, ids: Iterable[int]) -> dict[str, Any]:
+def reject(mirror: Mirror, ids: Iterable[int], *, who: str | None = None) -> dict[str, Any]:
     """The deletes are wrong: nothing is deleted on the other side and the pair is re-linked. A
     breaker-held record stays as it is, linked (a later sweep that still misses it holds it
     again); a record gone from its CRM is re-created there from its twin by the next sync, and
     linked to it."""
-    return _decide(mirror, ids, False, "rejected")
+    return _decide(mirror, ids, False, "rejected", who)
 
 
-def _decide(mirror: Mirror, ids: Iterable[int], everything: bool, state: str) -> dict[str, Any]:
+def _decide(mirror: Mirror, ids: Iterable[int], everything: bool, state: str, who: str | None) -> dict[str, Any]:
+    """Set the state; WHO (the CLI's or the console's user) goes into the audit trail."""
     wanted = sorted({int(i) for i in ids})
     now = utcnow()
     with mirror.engine.begin() as conn:
@@ -182,8 +184,11 @@ def _decide(mirror: Mirror, ids: Iterable[int], everything: bool, state: str) ->
             cached = mirror.cached_schema(system, entity)
             if cached is not None:
                 mirror.writer(system, cached[0]).apply([], gone)
-    return {state: [{"id": r.id, "system": r.system, "entity": r.entity, "remote_id": r.remote_id}
-                    for r in rows], "unknown": unknown}
+    decided = [{"id": r.id, "system": r.system, "entity": r.entity, "remote_id": r.remote_id} for r in rows]
+    if who is not None and decided:
+        subject = ", ".join(f"{d['system']}:{d['entity']} {d['remote_id']}" for d in decided)
+        audit.record(mirror, who, f"deletes {state[:-1]}", subject, detail={"ids": [d["id"] for d in decided]})
+    return {state: decided, "unknown": unknown}
 
 
 def _links_of(conn: sa.Connection, system: str, entity: str, remote_id: str) -> list[dict[str, Any]]:

@@ -87,20 +87,19 @@ class MirrorCollector(Collector):
                      state.parked.items())
         yield _gauge("syncengine_open_conflicts", "Conflicts waiting for a decision, by mapping.", "mapping",
                      state.conflicts.items())
-        yield _gauge("syncengine_held_deletes", "Deletes held for approval, by mapping.", "mapping",
-                     state.held_deletes.items())
-        freshness = GaugeMetricFamily("syncengine_entity_freshness_seconds",
-                                      "Seconds since the entity's last successful pull.",
-                                      labels=["entity", "system"])
-        for (system, entity), seconds in sorted(state.freshness_seconds().items()):
-            freshness.add_metric([entity, system], seconds)
-        yield freshness
+        yield _gauge("syncengine_held_deletes", "Deletes waiting for evidence or a decision, by entity.",
+                     ("system", "entity"), state.held_deletes.items())
+        yield _gauge("syncengine_entity_freshness_seconds", "Seconds since the entity's last successful pull.",
+                     ("system", "entity"), state.freshness_seconds().items())
 
 
-def _gauge(name: str, help_text: str, label: str, values: Iterable[tuple[str, int]]) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, help_text, labels=[label])
+def _gauge(name: str, help_text: str, labels: str | tuple[str, ...],
+           values: Iterable[tuple[Any, float]]) -> GaugeMetricFamily:
+    """A gauge family; a key is a label value, or a tuple of them in the order of LABELS."""
+    names = (labels,) if isinstance(labels, str) else labels
+    family = GaugeMetricFamily(name, help_text, labels=list(names))
     for key, value in sorted(values):
-        family.add_metric([key], value)
+        family.add_metric(list(key) if isinstance(key, tuple) else [key], value)
     return family
 
 

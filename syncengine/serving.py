@@ -14,8 +14,9 @@ import sqlalchemy as sa
 
 from . import jsonutil
 from .config import Config
+from .deletes import UNDECIDED
 from .mirror import Mirror
-from .mirror.models import ConflictRow, CursorRow, ParkedRow, RunRow, utcnow
+from .mirror.models import ConflictRow, CursorRow, HeldDeleteRow, ParkedRow, RunRow, utcnow
 
 
 class BackgroundServer:
@@ -122,7 +123,7 @@ class MirrorState:
 
     parked: dict[str, int] = field(default_factory=dict)
     conflicts: dict[str, int] = field(default_factory=dict)
-    held_deletes: dict[str, int] = field(default_factory=dict)
+    held_deletes: dict[tuple[str, str], int] = field(default_factory=dict)  # (system, entity) -> undecided
     last_pulls: dict[tuple[str, str], datetime] = field(default_factory=dict)
     last_outcomes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # the newest pull's entry
     failed_in_a_row: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # job -> (runs, last error)
@@ -139,6 +140,9 @@ def mirror_state(config: Config, mirror: Mirror) -> MirrorState:
                             .tuples().all())
         state.conflicts = dict(conn.execute(sa.select(ConflictRow.mapping, sa.func.count()).where(
             ConflictRow.state == "open").group_by(ConflictRow.mapping)).tuples().all())
+        state.held_deletes = {(system, entity): n for system, entity, n in conn.execute(
+            sa.select(HeldDeleteRow.system, HeldDeleteRow.entity, sa.func.count()).where(
+                HeldDeleteRow.state.in_(UNDECIDED)).group_by(HeldDeleteRow.system, HeldDeleteRow.entity))}
         state.last_pulls, state.last_outcomes = _last_pulls(conn)
         for job in config.jobs:
             state.failed_in_a_row[job.name] = _failed_in_a_row(conn, job.name, config.health.failed_runs)

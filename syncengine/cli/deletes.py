@@ -59,12 +59,13 @@ def deletes_group(ctx: click.Context, show_all: bool, as_json: bool) -> None:
 @needs_config
 def deletes_approve(config: Config, ids: tuple[int, ...], everything: bool, as_json: bool) -> None:
     """The deletes are real: the next sync carries them out (on_delete), without waiting."""
+    from ..audit import cli_user
     from ..deletes import approve
     from ..mirror import Mirror
 
     if not ids and not everything:
         raise UsageError("name the deletes to approve (ids from `syncengine deletes`) or pass --all")
-    _report(approve(Mirror(config.mirror_url), ids, everything=everything), "approved", as_json,
+    _report(approve(Mirror(config.mirror_url), ids, everything=everything, who=cli_user()), "approved", as_json,
             "the next sync carries them out")
 
 
@@ -75,10 +76,11 @@ def deletes_approve(config: Config, ids: tuple[int, ...], everything: bool, as_j
 @needs_config
 def deletes_reject(config: Config, ids: tuple[int, ...], as_json: bool) -> None:
     """The deletes are wrong: nothing is deleted on the other side and the pairs are re-linked."""
+    from ..audit import cli_user
     from ..deletes import reject
     from ..mirror import Mirror
 
-    _report(reject(Mirror(config.mirror_url), ids), "rejected", as_json,
+    _report(reject(Mirror(config.mirror_url), ids, who=cli_user()), "rejected", as_json,
             "the next sync keeps their twins and links them again")
 
 

@@ -114,7 +114,7 @@ def create_app(config: Config, *, mirror: Mirror | None = None, metrics: Metrics
         return render_template("error.html", title="Cannot do that", message=str(error)), 400
 
     app.context_processor(lambda: {"who": session.get("who"), "login_required": bool(password),
-                                   "endpoints": set(app.view_functions), "config_path": str(config.path)})
+                                   "config_path": str(config.path)})
     app.register_blueprint(pages.bp)
     return app
 

@@ -312,3 +312,29 @@ def plan_apply(plan_id: str) -> Response:
     del c.plans[plan_id]
     return redirect(url_for("pages.run_detail", run_id=result.run_id))
 
+
+
+# -- held deletes ------------------------------------------------------------------------------
+
+@bp.get("/deletes")
+def deletes() -> str:
+    from ..deletes import list_deletes
+
+    return render_template("deletes.html", rows=list_deletes(ctx().mirror))
+
+
+@bp.post("/deletes/decide")
+def deletes_decide() -> Response:
+    """Approve or reject the ticked deletes (or one, from its own button)."""
+    from ..deletes import approve, reject
+
+    decision = request.form.get("decision", "")
+    ids = [int(i) for i in request.form.getlist("id") if i.isdigit()]
+    if decision not in ("approve", "reject") or not ids:
+        flash("tick at least one delete, then approve or reject", "error")
+        return redirect(url_for("pages.deletes"))
+    done = (approve if decision == "approve" else reject)(ctx().mirror, ids, who=who())
+    decided = done["approved" if decision == "approve" else "rejected"]
+    flash(f"{len(decided)} delete(s) {decision}d" + (": the next sync carries them out" if decision == "approve"
+                                                      else ": nothing is deleted on the other side"), "ok")
+    return redirect(url_for("pages.deletes"))

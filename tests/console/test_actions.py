@@ -1,6 +1,8 @@
 """Fixing what the sync did, in the browser and with the CLI twins: both leave the same audit trail."""
 from __future__ import annotations
 
+import urllib.request
+
 import sqlalchemy as sa
 from click.testing import CliRunner
 
@@ -147,3 +149,35 @@ def test_plan_now_then_apply_exactly_that_plan_and_find_the_record(crm_pair, con
     text = browser.text()
     assert "Петров1" in text and "vt:Contacts" in text and "contacts create done" in text
     browser.shot("record")
+
+
+def test_a_held_mass_delete_is_approved_in_the_browser_and_carried_out(crm_pair, console, page):
+    config = crm_pair.config
+    assert run_sync(config).ok
+    assert len(crm_pair.alfa.app.live_records("customer")) == 3
+    gone = sorted(crm_pair.vt.app.live_records("Contacts"))[:2]
+    for rid in gone:
+        crm_pair.vt.app.control_purge(rid)  # gone without a delete feed entry: the sweep finds them
+    result = run_sync(config, full=True)
+    assert result.pull.entity("vt", "Contacts").status == "refused"  # 2 of 3: the breaker holds them
+    assert len(crm_pair.alfa.app.live_records("customer")) == 3
+
+    server = console(config)
+    browser = page(server.url)
+    browser.login()
+    browser.open("/")
+    assert "2\nheld deletes" in browser.text()
+    with urllib.request.urlopen(f"{server.url}/metrics") as answer:
+        assert 'syncengine_held_deletes{entity="Contacts",system="vt"} 2.0' in answer.read().decode()
+    browser.open("/deletes")
+    rows = browser.browser.find_elements("css selector", "tr[id^=delete-]")
+    assert [row.text.split()[3:5] for row in rows] == [["breaker", "held"]] * 2
+    browser.shot("deletes")
+    browser.click("input.all")
+    browser.submit("button.approve")
+    assert "2 delete(s) approved" in browser.text() and "no held deletes" in browser.text()
+    assert run_sync(config).ok
+    [left] = crm_pair.alfa.app.live_records("customer").values()  # the two deletes were carried out
+    assert left["email"] == [crm_pair.vt.app.live_records("Contacts").popitem()[1]["email"]]
+    [action] = actions(Mirror(config.mirror_url))
+    assert action["action"] == "deletes approve" and action["who"].startswith("Анна@ui")
