@@ -190,6 +190,17 @@ class Pusher:
             with self.lock:
                 result.skipped += 1
             return
+        try:
+            entered = op == "create" and self._entered_since_plan(row)
+        except ConnectorError as exc:
+            self.failed(row, exc, result)
+            return
+        if entered:
+            self._set_state(row["id"], "abandoned", error="the target holds a record with its match key since "
+                                                          "the plan; the next plan matches it")
+            with self.lock:
+                result.skipped += 1
+            return
         if op == "update" and current is not None:
             changed = self._changed_since_plan(row, current.get(str(row["remote_id"])))
             if changed:
@@ -337,6 +348,25 @@ class Pusher:
     def _set_state(self, row_id: int, state: str, **values: Any) -> None:
         with self.lock, self.mirror.engine.begin() as conn:
             conn.execute(sa.update(OUT).where(OUT.c.id == row_id).values(state=state, updated_at=utcnow(), **values))
+
+    def _entered_since_plan(self, row: dict[str, Any]) -> bool:
+        """Does the target hold an unlinked record with the create's match key (entered by hand after
+        the plan)? Creating would make a duplicate. One search per create of a mapping with match_on."""
+        match = jsonutil.loads(row["match"]) if row["match"] else None
+        if not match or match.get("external"):
+            return False
+        side = row["side"]
+        ref = self.mapping(row["mapping"]).side(side)
+        try:
+            candidates = self.connector(ref.system).search(ref.entity, match["criteria"])
+        except Unsupported:
+            return False
+        tr = self.translator(row["mapping"], fresh=True)
+        column = L.c.left_id if side == "left" else L.c.right_id
+        with self.mirror.engine.connect() as conn:
+            linked = set(conn.execute(sa.select(column).where(L.c.mapping == row["mapping"])).scalars())
+        return any(str(c["id"]) not in linked and list(tr.match_key(tr.canonical(side, c)) or ()) == match["key"]
+                   for c in candidates)
 
     def _source_linked(self, row: dict[str, Any]) -> bool:
         source = other(row["side"])

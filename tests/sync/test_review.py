@@ -122,3 +122,13 @@ def test_plan_pull_after_a_failed_login_exits_1(small, monkeypatch, tmp_path):
     assert out.exit_code == 1
     assert "error" in out.output and "vt" in out.output
     assert not (tmp_path / "p.plan").exists()                 # no plan from a stale mirror
+
+
+def test_apply_does_not_create_a_person_entered_on_the_target_after_the_plan(small, tmp_path):
+    small.vt_add(lastname="Орлова", email="orlova@example.com", phone="89160008888", title="", description="")
+    plan_file = tmp_path / "p.plan"
+    assert cli(small, "plan", "--pull", "--out", str(plan_file)).exit_code == 0
+    small.alfa_add(name="Орлова", email=["orlova@example.com"], phone=["+79160008888"], note="вручную")
+    cli(small, "apply", str(plan_file))
+    run_sync(small.config)
+    assert [c["email"] for c in small.alfa_customers().values()].count(["orlova@example.com"]) == 1
