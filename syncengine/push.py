@@ -111,6 +111,7 @@ class Pusher:
         self.translators: dict[str, Translator] = {}
         self.refreshed: set[str] = set()   # targets pulled by this recovery
         self.should_stop: Callable[[], bool] | None = None
+        self.saved_plan = False  # a plan from a file may be old: a create first looks for its match key
         for mapping, schemas in prepared:
             self._add(mapping, schemas)
 
@@ -191,7 +192,7 @@ class Pusher:
                 result.skipped += 1
             return
         try:
-            entered = op == "create" and self._entered_since_plan(row)
+            entered = op == "create" and self.saved_plan and self._entered_since_plan(row)
         except ConnectorError as exc:
             self.failed(row, exc, result)
             return
@@ -351,7 +352,7 @@ class Pusher:
 
     def _entered_since_plan(self, row: dict[str, Any]) -> bool:
         """Does the target hold an unlinked record with the create's match key (entered by hand after
-        the plan)? Creating would make a duplicate. One search per create of a mapping with match_on."""
+        the plan)? Creating would make a duplicate. One search per create of a saved plan with match_on."""
         match = jsonutil.loads(row["match"]) if row["match"] else None
         if not match or match.get("external"):
             return False
@@ -498,6 +499,7 @@ def apply_plan(config: Config, plan: Plan, *, mirror: Mirror | None = None, work
     result = ApplyResult(run_id=run_id, plan_id=plan.id)
     pusher = Pusher(config, mirror, prepared, workers=workers)
     pusher.should_stop = should_stop
+    pusher.saved_plan = check  # sync's own plan (check=False) is seconds old: no search per create
     error: str | None = None
     try:
         _record_outbox(mirror, plan, run_id)
