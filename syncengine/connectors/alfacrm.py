@@ -32,7 +32,6 @@ cursor.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -43,6 +42,7 @@ import requests
 
 from ..errors import AuthError, NotFound, ProtocolError, TransientError, Unsupported, ValidationError
 from ..http import HttpClient, json_body
+from ..jsonutil import dumps, loads
 from ..redact import SECRETS
 from ..types import Capture, ChangeBatch, EntitySchema, Field, SystemSettings, setting
 from .base import Connector
@@ -290,7 +290,7 @@ class AlfaCrmConnector(Connector):
     # -- change capture ----------------------------------------------------------------------
     def read_changes(self, entity: str, cursor: str | None) -> Iterator[ChangeBatch]:
         model = _model(entity, self.name)
-        state = json.loads(cursor) if cursor else {}
+        state = loads(cursor) if cursor else {}
         if entity == "log":
             yield from self._read_log(state.get("log") or 0)
             return
@@ -306,7 +306,7 @@ class AlfaCrmConnector(Connector):
         scan = _Scan(log_id=self._log_head(entity))
         for records in self._scan_pages(entity, scan):
             yield ChangeBatch(records=records, scan=True)
-        yield ChangeBatch(scan=True, cursor=json.dumps({"log": scan.log_id}))
+        yield ChangeBatch(scan=True, cursor=dumps({"log": scan.log_id}))
 
     def _scan_pages(self, entity: str, scan: _Scan) -> Iterator[list[dict[str, Any]]]:
         """A complete listing of ENTITY in pages of new rows (see the module docstring)."""
@@ -360,7 +360,7 @@ class AlfaCrmConnector(Connector):
             missing = set(chunk) - {r["id"] for r in found}
             records = [{**_record(model, r), EDITED_AT: changed[r["id"]]} for r in found]
             yield ChangeBatch(records=records, deleted=[str(i) for i in sorted(missing)])
-        yield ChangeBatch(cursor=json.dumps({"log": log_id}))
+        yield ChangeBatch(cursor=dumps({"log": log_id}))
 
     def _log_head(self, entity: str) -> int | None:
         """The newest Log id of ENTITY's class (0: none yet), or None when the Log cannot be used."""
@@ -406,7 +406,7 @@ class AlfaCrmConnector(Connector):
                 yield ChangeBatch(records=[_record(MODELS["log"], r) for r in fresh])
             if any(r["id"] <= since for r in items):
                 break
-        yield ChangeBatch(cursor=json.dumps({"log": newest}))
+        yield ChangeBatch(cursor=dumps({"log": newest}))
 
     def list_ids(self, entity: str) -> Iterator[list[str]]:
         if entity == "log":
