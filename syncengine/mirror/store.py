@@ -90,9 +90,12 @@ class Mirror:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(SchemaRow.schema, SchemaRow.described_at).where(
                 SchemaRow.system == system, SchemaRow.entity == entity)).first()
-        if row is None or not _schema_is_current(row.schema):
+        if row is None:
+            return None
+        raw = loads(row.schema)
+        if not _schema_is_current(raw):
             return None  # described again: one request, and what the newer describe knows is not lost
-        return schema_from_json(row.schema), row.described_at
+        return _schema(raw), row.described_at
 
     def save_schema(self, system: str, schema: EntitySchema) -> None:
         with self.engine.begin() as conn:
@@ -210,14 +213,18 @@ def migrate_reporting_tables(conn: sa.Connection) -> list[str]:
     return [a for a in announced if a]
 
 
-def _schema_is_current(text: str) -> bool:
+def _schema_is_current(raw: dict[str, Any]) -> bool:
     """A schema cached by an older version lacks attributes added since (vtiger's ``html_encoded``,
     say); read with their defaults it would silently change how values are decoded."""
-    return {f.name for f in fields(EntitySchema)} <= loads(text).keys()
+    return {f.name for f in fields(EntitySchema)} <= raw.keys()
 
 
 def schema_from_json(text: str) -> EntitySchema:
-    raw = loads(text)
+    return _schema(loads(text))
+
+
+def _schema(raw: dict[str, Any]) -> EntitySchema:
+    raw = dict(raw)
     parsed = [Field(**{**f, "choices": tuple(map(tuple, f["choices"])),
                        "refers_to": tuple(f["refers_to"])}) for f in raw.pop("fields")]
     return EntitySchema(fields=parsed, **raw)
