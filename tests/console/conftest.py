@@ -131,12 +131,11 @@ class Page:
     def submit(self, css: str) -> None:
         """Click a submit button and wait for the answer page (the old page's body goes stale)."""
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.wait import WebDriverWait
 
         body = self.browser.find_element(By.TAG_NAME, "body")
         self.browser.find_element(By.CSS_SELECTOR, css).click()
-        WebDriverWait(self.browser, 60).until(expected_conditions.staleness_of(body))
+        WebDriverWait(self.browser, 60).until(lambda _: _gone(body))
 
     def path(self) -> str:
         from urllib.parse import urlsplit
@@ -164,3 +163,19 @@ class Page:
 @pytest.fixture
 def page(browser: Any, tmp_path: Path) -> Callable[[str], Page]:
     return lambda url: Page(browser, url, tmp_path / "screenshots")
+
+
+def _gone(element: Any) -> bool:
+    """The old page's element is stale. Chromium says so in one of two ways: a stale-element error,
+    or, caught mid-navigation, "does not belong to the document" (a bare WebDriverException)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
