@@ -63,3 +63,12 @@ def test_cli_modules_form_no_cycle():
 
     for name in graph:
         visit(name, ())
+
+
+def test_the_console_and_the_engine_know_nothing_of_the_cli():
+    """The console is a second front end beside the CLI: what both show lives below them (plan_text, status...)."""
+    for path in PACKAGE.rglob("*.py"):
+        if path.is_relative_to(PACKAGE / "cli") or path.name == "__main__.py":
+            continue
+        bad = {m for m in _imports(path) if m.startswith("syncengine.cli")}
+        assert not bad, f"{_module(path)} imports {sorted(bad)}"

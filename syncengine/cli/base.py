@@ -105,9 +105,3 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     ctx.obj["config_path"] = config_path
     _setup_logging(verbose)
 
-
-def show_value(value: Any) -> str:
-    """A field value as one token in a plan or conflict line: ∅ for none, JSON otherwise."""
-    if value is None:
-        return "∅"
-    return dumps(value)

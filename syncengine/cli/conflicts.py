@@ -10,7 +10,8 @@ from rich.table import Table
 from ..config import Config
 from ..errors import UsageError
 from ..jsonutil import dumps
-from .base import console, handles_errors, needs_config, show_value
+from ..plan_text import show_value
+from .base import console, handles_errors, needs_config
 
 if TYPE_CHECKING:  # the engine is imported when a command runs: `--help` stays quick
     pass

@@ -19,6 +19,7 @@ from ..conflicts import resolve_conflict, typed_value
 from ..mirror import Mirror
 from ..mirror.models import LinkRow, OutboxRow, RecordRow, RunRow, utcnow
 from ..plan import Plan
+from ..plan_text import plan_lines
 from ..serving import health_problems, mirror_state
 from ..status import collect
 
@@ -291,7 +292,6 @@ def mapping_plan(name: str) -> Response:
 
 @bp.get("/plans/<plan_id>")
 def plan_page(plan_id: str) -> str:
-    from ..cli.sync import plan_lines
 
     plan = ctx().plans.get(plan_id) or abort(404)
     return render_template("plan.html", plan=plan, lines=plan_lines(plan), writes=len(plan.writes()))

@@ -127,7 +127,7 @@ def test_kill_9_during_apply_never_duplicates_and_converges(pair):
                 adopted += follow.recovered
             assert follow.ok, follow.apply.failed
             again = run_sync(config, mirror=mirror)
-            from syncengine.cli.sync import plan_lines
+            from syncengine.plan_text import plan_lines
             assert again.apply.writes == 0, (run, "\n".join(plan_lines(again.plan)), "\n".join(plan_lines(follow.plan)))
             vt = state(pair.vt_contacts(), "email", "lastname")
             alfa = state(pair.alfa_customers(), "email", "name")
