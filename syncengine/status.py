@@ -5,12 +5,14 @@ Every timestamp is naive UTC, as the mirror stores it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
 import sqlalchemy as sa
 
 from .config import Config, Job
+from .errors import SyncEngineError
 from .jsonutil import loads
 from .mirror import Mirror
 from .mirror.models import ConflictRow, CursorRow, LinkRow, OutboxRow, ParkedRow, RecordRow, RunRow
@@ -30,15 +32,40 @@ def collect(config: Config, *, runs: int = 5, mirror: Mirror | None = None) -> d
         jobs = [_job(conn, job) for job in config.jobs]
         mappings = _mappings(conn)
     entities = []
-    for system, entity, live, deleted in counts:
+    reading = _change_readings(config)
+    rows = {(system, entity): (live, deleted) for system, entity, live, deleted in counts}
+    for system, entity in sorted(rows.keys() | cursors.keys()):  # a pulled entity with no record is shown too
+        live, deleted = rows.get((system, entity), (0, 0))
         cursor = cursors.get((system, entity))
         entities.append({"target": f"{system}:{entity}", "live": live, "deleted": deleted,
                          "cursor_at": cursor.updated_at if cursor else None,
-                         "last_sweep_at": cursor.last_sweep_at if cursor else None})
+                         "last_sweep_at": cursor.last_sweep_at if cursor else None,
+                         "reads": reading(system, entity, cursor.cursor if cursor else None)})
     return {"mirror": mirror.engine.url.render_as_string(hide_password=True), "jobs": jobs,
             "entities": entities, "mappings": mappings, "runs": [_run(r) for r in recent],
             "parked": sum(m["parked"] for m in mappings),
             "conflicts": sum(m["open_conflicts"] for m in mappings)}
+
+
+def _change_readings(config: Config) -> Callable[[str, str, str | None], str]:
+    """How each entity's changes are read, as its connector tells it from the stored cursor
+    (no request is made: the connectors are built but never called over HTTP)."""
+    from .connectors import Connector, connect
+
+    built: dict[str, Connector] = {}
+
+    def reading(system: str, entity: str, cursor: str | None) -> str:
+        if system not in config.systems:
+            return "-"
+        if system not in built:
+            built[system] = connect(system, config.systems[system])
+            built[system].close()  # it holds an idle HTTP session, which nothing here uses
+        try:
+            return built[system].change_reading(entity, cursor)
+        except SyncEngineError as exc:  # an entity the connector no longer knows, an unreadable cursor
+            return f"unknown: {exc}"
+
+    return reading
 
 
 def schedule_text(job: Job) -> str:

@@ -287,6 +287,20 @@ class AlfaCrmConnector(Connector):
     def capture(self, entity: str) -> Capture:
         return Capture.INCREMENTAL if entity == "log" else Capture.SCAN
 
+    def change_reading(self, entity: str, cursor: str | None) -> str:
+        state = loads(cursor) if cursor else {}
+        if entity == "log":
+            return f"Log after entry #{state.get('log') or 0}"
+        if cursor is None:
+            return "full `index` scan (no cursor yet)"
+        if not _model(entity, self.name).log_class:
+            return "full `index` scan every pull (no Log for this entity)"
+        if not self.use_log:
+            return "full `index` scan every pull (use_log = false)"
+        if state.get("log") is None:
+            return "full `index` scan every pull (the Log was unreadable)"
+        return f"Log after entry #{state['log']}, rows re-read by id; full `index` scan at each sweep"
+
     # -- change capture ----------------------------------------------------------------------
     def read_changes(self, entity: str, cursor: str | None) -> Iterator[ChangeBatch]:
         model = _model(entity, self.name)

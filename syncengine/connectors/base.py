@@ -52,6 +52,12 @@ class Connector:
         """How changes of ENTITY are read (may probe the server once)."""
         raise NotImplementedError
 
+    def change_reading(self, entity: str, cursor: str | None) -> str:
+        """How the next pull reads ENTITY's changes, in a few words, told from the CURSOR the last
+        pull stored and the settings alone: the console shows it on every page load, so it never
+        contacts the CRM."""
+        return "full listing (no cursor yet)" if cursor is None else "changes since the stored cursor"
+
     # -- reading ---------------------------------------------------------------------------
     def read_changes(self, entity: str, cursor: str | None) -> Iterator[ChangeBatch]:
         """Changes since CURSOR (None: everything), oldest first, in pages."""

@@ -185,6 +185,13 @@ class RukovoditelConnector(Connector):
     def capture(self, entity: str) -> Capture:
         return Capture.INCREMENTAL
 
+    def change_reading(self, entity: str, cursor: str | None) -> str:
+        if cursor is None:
+            return "full `select` of every record (no cursor yet)"
+        since = _cursor_since(cursor)
+        start = f"{since:%Y-%m-%d %H:%M} (CRM time)" if since else "the start (no record seen yet)"
+        return f"`select` by date_updated and date_added since {start}; kanban moves, imports and deletions by sweep"
+
     # -- reading ---------------------------------------------------------------------------
     def read_changes(self, entity: str, cursor: str | None) -> Iterator[ChangeBatch]:
         e = self._entity(entity)

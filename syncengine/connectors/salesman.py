@@ -298,6 +298,16 @@ class SalesManConnector(Connector):
             raise Unsupported(f"unknown entity {entity!r}; SalesMan offers {', '.join(self.entities())}",
                               system=self.name)
 
+    def change_reading(self, entity: str, cursor: str | None) -> str:
+        if self.capture(entity) is Capture.SCAN:
+            return "full `list` every pull (no change filter)"
+        state = loads(cursor) if cursor else {}
+        if "page" in state:
+            return "full `list` cut short: resumes, then `list` by change date"
+        if not state.get("since"):
+            return "full `list` (no cursor yet)"
+        return f"`list` by create and change date since {state['since']}; deletions by sweep"
+
     # -- reading ---------------------------------------------------------------------------
     def _page(self, entity: str, params: dict[str, Any], number: int) -> Page:
         """One page of a list call: fixed 200 rows, ``count`` = all rows matched (lead: a 404 when none)."""

@@ -16,7 +16,7 @@ import hashlib
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import requests
@@ -182,6 +182,22 @@ class VtigerConnector(Connector):
 
     def capture(self, entity: str) -> Capture:
         return Capture.FEED if self._sync_available(entity) else Capture.INCREMENTAL
+
+    def change_reading(self, entity: str, cursor: str | None) -> str:
+        state = loads(cursor) if cursor else {}
+        mode = state.get("mode")
+        if mode and self.change_feed != "auto" and mode != self.change_feed:
+            state = {}  # the setting changed since the last pull: it starts over
+        if not state:
+            then = {"auto": "then `sync` if the server answers it, else `query`"}.get(
+                self.change_feed, f"then `{self.change_feed}`")
+            return f"full `query` read next, {then}"
+        if mode == "sync" and "scan" in state:
+            return "full `query` read cut short: resumes, then `sync` API"
+        if mode == "sync":
+            since = datetime.fromtimestamp(int(state.get("t") or 0), UTC).strftime("%Y-%m-%d %H:%M UTC")
+            return f"`sync` API (edits and deletions) since {since}"
+        return f"`query` on modifiedtime since {state.get('t')} (CRM time); deletions by sweep"
 
     # -- change capture ----------------------------------------------------------------------
     def read_changes(self, entity: str, cursor: str | None) -> Iterator[ChangeBatch]:
