@@ -19,6 +19,12 @@ What the engine sees, and why:
   window starts a whole minute plus ``overlap`` seconds before it (the rows show minutes only).
   Kanban moves, imports and deletions leave no trace: the engine's sweep and ``pull --full``
   (cursor None: every record, as scan batches) find them.
+* **The full read resumes.** ``select`` has no order and no ``id > N`` filter, so offset pages
+  cannot be resumed; a full read lists the ids (``select_fields=0``, 1,000 cheap rows a page), then
+  reads them by ``filters[id]`` in ascending chunks, each committed with
+  ``{"since": <newest change the listing showed>, "after": <last id>}``. A read cut short lists the
+  ids again, reads those above ``after``, then the two windows since ``since``: records added or
+  edited meanwhile arrive, and only the chunks not yet committed are read again.
 * **Errors.** Rukovoditel answers a wrong password, an inactive account, a blocked IP and a
   refused permission all with HTTP 500 and an empty body; a login probe tells them apart from a
   crash (which is retried). SQL errors come as HTML with HTTP 200 and become ``ValidationError``.
@@ -195,28 +201,75 @@ class RukovoditelConnector(Connector):
     # -- reading ---------------------------------------------------------------------------
     def read_changes(self, entity: str, cursor: str | None) -> Iterator[ChangeBatch]:
         e = self._entity(entity)
-        since = _cursor_since(cursor)
-        scan = cursor is None
+        since, after = _cursor_state(cursor)
+        if cursor is None:
+            yield from self._first_read(e)
+        elif after is not None:   # a first read cut short: go on after its last committed id
+            yield from self._first_read(e, since, resume=after)
+        else:
+            yield from self._read_since(e, since)
+
+    def _first_read(self, e: _Entity, mark: datetime | None = None,
+                    resume: int | None = None) -> Iterator[ChangeBatch]:
+        """Every record, by id in ascending chunks, each committed with the last id it holds.
+
+        ``select`` has no order (offset pages of a live table skip and repeat rows) and no
+        ``id > N`` filter, so the ids are listed first (cheap rows: ``select_fields=0``) and read
+        with ``filters[id]`` lists. MARK is the newest change the listing shows, taken before any
+        record is read: a read resumed after id RESUME lists the ids again, reads those above it
+        (not ``scan`` batches: nothing is swept on their strength), then what changed since MARK.
+        """
+        ids, newest = self._listing(e)
+        if resume is None:
+            mark = newest
+        wanted = [i for i in ids if resume is None or i > resume]
+        for start in range(0, len(wanted), self.page_size):
+            chunk = wanted[start:start + self.page_size]
+            yield ChangeBatch(self._by_id(e, chunk), scan=resume is None, cursor=_cursor(mark, after=chunk[-1]))
+        if resume is None:
+            yield ChangeBatch([], cursor=_cursor(mark), scan=True)
+        else:
+            yield from self._read_since(e, mark)
+
+    def _read_since(self, e: _Entity, since: datetime | None) -> Iterator[ChangeBatch]:
+        """Records added or edited since SINCE (less the margin), then the newest change seen."""
         newest: datetime | None = since
-        windows = [{}] if scan else [{"date_updated": f"{self._window_start(since)},"},
-                                     {"date_added": f"{self._window_start(since)},"}]
         seen: set[str] = set()
-        for filters in windows:
-            for rows in self._pages(e, {"filters": filters} if filters else {}, self.page_size):
+        for filters in ({"date_updated": f"{self._window_start(since)},"},
+                        {"date_added": f"{self._window_start(since)},"}):
+            for rows in self._pages(e, {"filters": filters}, self.page_size):
                 records = []
                 for row in rows:
-                    for key in ("date_added", "date_updated"):
-                        moment = self._local(row.get(key))
-                        if moment and moment.year > 1970 and (newest is None or moment > newest):
-                            newest = moment
+                    newest = self._newer(row, newest)
                     if row["id"] not in seen:
                         seen.add(row["id"])
                         records.append(self._record(e, row))
-                yield ChangeBatch(records, scan=scan)
-        limit = datetime.now(self.zone).replace(tzinfo=None) + timedelta(days=1)   # a future-dated row
-        if newest and newest > limit:                                               # must not stall us
-            newest = limit
-        yield ChangeBatch([], cursor=_cursor(newest), scan=scan)
+                yield ChangeBatch(records)
+        yield ChangeBatch([], cursor=_cursor(newest))
+
+    def _listing(self, e: _Entity) -> tuple[list[int], datetime | None]:
+        """Every id (ascending) and the newest change time the rows show."""
+        ids: set[int] = set()
+        newest: datetime | None = None
+        for rows in self._pages(e, {"select_fields": "0"}, ID_LIST_PAGE):
+            for row in rows:
+                ids.add(int(row["id"]))
+                newest = self._newer(row, newest)
+        return sorted(ids), newest
+
+    def _newer(self, row: dict[str, Any], newest: datetime | None) -> datetime | None:
+        """NEWEST, or the row's change time when later (a future-dated row is held at tomorrow)."""
+        limit = datetime.now(self.zone).replace(tzinfo=None) + timedelta(days=1)
+        for key in ("date_added", "date_updated"):
+            moment = self._local(row.get(key))
+            if moment and moment.year > 1970 and (newest is None or moment > newest):
+                newest = min(moment, limit)
+        return newest
+
+    def _by_id(self, e: _Entity, ids: list[int] | list[str]) -> list[dict[str, Any]]:
+        reply = self._call("select", {"entity_id": e.api_id, "filters": {"id": ",".join(map(str, ids))}},
+                           what=e.name)
+        return [self._record(e, row) for row in reply["data"]]
 
     def list_ids(self, entity: str) -> Iterator[list[str]]:
         for rows in self._pages(self._entity(entity), {"select_fields": "0"}, ID_LIST_PAGE):
@@ -225,13 +278,8 @@ class RukovoditelConnector(Connector):
     def fetch(self, entity: str, ids: Iterable[str]) -> list[dict[str, Any]]:
         e = self._entity(entity)
         wanted = [str(i) for i in ids if str(i).isdigit()]
-        records = []
-        for start in range(0, len(wanted), self.page_size):
-            chunk = wanted[start:start + self.page_size]
-            reply = self._call("select", {"entity_id": e.api_id, "filters": {"id": ",".join(chunk)}},
-                               what=e.name)
-            records += [self._record(e, row) for row in reply["data"]]
-        return records
+        return [r for start in range(0, len(wanted), self.page_size)
+                for r in self._by_id(e, wanted[start:start + self.page_size])]
 
     def search(self, entity: str, criteria: dict[str, Any]) -> list[dict[str, Any]]:
         e = self._entity(entity)
@@ -633,15 +681,22 @@ def _record_id(remote_id: str) -> int:
     return int(remote_id)
 
 
-def _cursor(since: datetime | None) -> str:
-    return dumps({"v": 1, "since": since.strftime("%Y-%m-%d %H:%M") if since else None})
+def _cursor(since: datetime | None, after: int | None = None) -> str:
+    state: dict[str, Any] = {"v": 1, "since": since.strftime("%Y-%m-%d %H:%M") if since else None}
+    if after is not None:
+        state["after"] = after
+    return dumps(state)
 
 
-def _cursor_since(cursor: str | None) -> datetime | None:
+def _cursor_state(cursor: str | None) -> tuple[datetime | None, int | None]:
+    """(since, after): the change time to read from, and the last id a cut-short first read committed."""
     if not cursor:
-        return None
+        return None, None
     try:
-        since = loads(cursor).get("since")
-        return datetime.strptime(since, "%Y-%m-%d %H:%M") if since else None
+        state = loads(cursor)
+        since = state.get("since")
+        after = state.get("after")
+        return (datetime.strptime(since, "%Y-%m-%d %H:%M") if since else None,
+                int(after) if after is not None else None)
     except (JSONDecodeError, AttributeError, TypeError, ValueError):
         raise ProtocolError(f"unreadable cursor {cursor[:60]!r}; run `syncengine pull --full` to start over") from None

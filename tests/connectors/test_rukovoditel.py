@@ -11,6 +11,7 @@ from syncengine.connectors import connect
 from syncengine.connectors.rukovoditel import RukovoditelConnector
 from syncengine.emulators import Faults
 from syncengine.errors import AuthError, NotFound, ProtocolError, ValidationError
+from syncengine.jsonutil import loads
 from syncengine.mirror import Mirror
 from syncengine.pull import pull
 
@@ -98,7 +99,7 @@ def test_secrets_travel_in_the_body_never_in_the_url(ruko):
     _, connector = ruko(records=15, settings={"page_size": 10})
     urls = []
     connector.http.session.hooks["response"].append(lambda r, *a, **k: urls.append(r.request.url))
-    read_all(connector)
+    read_all(connector, '{"v":1,"since":null}')   # a change window from the start: 15 rows, 2 pages
     assert any("page=2" in u for u in urls)
     assert not any(secret in u for u in urls for secret in (KEY, PASSWORD, "admin"))
 
@@ -167,14 +168,23 @@ def test_a_wrong_datetime_format_setting_says_what_to_fix(ruko):
 
 # -- change capture ------------------------------------------------------------------------------
 
-def test_full_read_pages_until_number_of_pages_and_lists_everything(ruko):
+def test_full_read_lists_ids_then_reads_them_in_chunks_each_with_a_cursor(ruko):
     server, connector = ruko(records=25, settings={"page_size": 10})
     server.reset_stats()
     records, batches = read_all(connector)
     assert {r["id"] for r in records} == server.app.live_ids("Contacts")
-    assert all(b.scan for b in batches) and [b.cursor for b in batches[:-1]] == [None] * (len(batches) - 1)
+    assert all(b.scan for b in batches) and [loads(b.cursor).get("after") for b in batches] == [10, 20, 25, None]
     assert batches[-1].cursor.startswith('{"v":1,"since":"')
-    assert server.stats_json()["requests"]["select"] == 3   # never asks for page 4 (it repeats page 3)
+    assert server.stats_json()["requests"]["select"] == 1 + 3   # one id listing, three chunks by id
+
+
+def test_listing_pages_until_number_of_pages(ruko):
+    server, connector = ruko(records=25, settings={"page_size": 10})
+    urls = []
+    connector.http.session.hooks["response"].append(lambda r, *a, **k: urls.append(r.request.url))
+    records, _ = read_all(connector, '{"v":1,"since":null}')   # windows from the start, pages of 10
+    assert {r["id"] for r in records} == server.app.live_ids("Contacts")
+    assert any(u.endswith("page=3") for u in urls) and not any(u.endswith("page=4") for u in urls)  # it repeats 3
 
 
 def test_incremental_poll_finds_edits_and_never_edited_inserts_but_not_kanban_moves(ruko):
