@@ -1,14 +1,14 @@
 """The Flask app: login, CSRF, and the pages, each a thin layer over the functions the CLI calls.
 
-Security: one password (``[ui] password``, from the environment); the session is a signed cookie
-(HttpOnly, SameSite=Strict) whose key is made fresh per process; every POST carries a CSRF token
-(Flask-WTF); ``/healthz`` and ``/metrics`` answer without a login, for monitors.
+Security: one password (``[ui] password``, from the environment); failed logins are limited per
+client address; the session is a signed cookie (HttpOnly, SameSite=Strict) whose key survives
+restarts (:mod:`.security`); every POST carries a CSRF token (Flask-WTF); ``/healthz`` and
+``/metrics`` answer without a login, for monitors.
 """
 from __future__ import annotations
 
 import hmac
 import ipaddress
-import secrets
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from ..metrics import CONTENT_TYPE, Metrics, health_answer
 from ..mirror import Mirror
 from ..serving import WsgiServer, health_problems
 from . import pages
+from .security import LoginAttempts, key_file, session_key
 
 OPEN_ENDPOINTS = {"login", "static", "healthz", "metrics"}
 
@@ -57,9 +58,10 @@ def create_app(config: Config, *, mirror: Mirror | None = None, metrics: Metrics
     """The console for CONFIG's mirror; PASSWORD: ``[ui] password`` (None: no login, loopback only).
     METRICS: the daemon's (the standalone console makes its own)."""
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=secrets.token_bytes(32), SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_NAME="syncengine_session",
-                      PERMANENT_SESSION_LIFETIME=timedelta(hours=12), WTF_CSRF_TIME_LIMIT=None,
+    app.config.update(SECRET_KEY=session_key(key_file(config.path, config.mirror_url), password),
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
+                      SESSION_COOKIE_NAME="syncengine_session", PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+                      WTF_CSRF_TIME_LIMIT=None,
                       MAX_CONTENT_LENGTH=1024 * 1024)
     CSRFProtect(app)
     mirror = mirror or Mirror(config.mirror_url)
@@ -67,6 +69,7 @@ def create_app(config: Config, *, mirror: Mirror | None = None, metrics: Metrics
         metrics = Metrics()
         metrics.watch(config, mirror)
     app.extensions["syncengine"] = pages.Context(config=config, mirror=mirror, alive=alive)
+    attempts = app.extensions["login_attempts"] = LoginAttempts()
 
     @app.before_request
     def require_login() -> BaseResponse | None:
@@ -77,13 +80,18 @@ def create_app(config: Config, *, mirror: Mirror | None = None, metrics: Metrics
     @app.route("/login", methods=["GET", "POST"])
     def login() -> Any:
         if request.method == "POST":
+            if wait := attempts.wait(request.remote_addr):
+                flash(f"too many failed logins from your address; try again in {int(wait) + 1} s", "error")
+                return render_template("login.html"), 429, {"Retry-After": str(int(wait) + 1)}
             given = request.form.get("password", "")
             if password and hmac.compare_digest(given.encode(), password.encode()):
+                attempts.succeeded(request.remote_addr)
                 session.clear()
                 session.permanent = True
                 name = request.form.get("name", "").strip()[:40] or "operator"
                 session["who"] = f"{name}@ui {request.remote_addr}"
                 return redirect(_safe_next(request.args.get("next")))
+            attempts.failed(request.remote_addr)
             flash("wrong password", "error")
             return render_template("login.html"), 401
         if not password:
