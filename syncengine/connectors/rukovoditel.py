@@ -193,8 +193,10 @@ class RukovoditelConnector(Connector):
 
     def change_reading(self, entity: str, cursor: str | None) -> str:
         if cursor is None:
-            return "full `select` of every record (no cursor yet)"
-        since = _cursor_since(cursor)
+            return "full read: ids listed, records read by id (no cursor yet)"
+        since, after = _cursor_state(cursor)
+        if after is not None:
+            return f"full read cut short: resumes after id {after}, then `select` by change date"
         start = f"{since:%Y-%m-%d %H:%M} (CRM time)" if since else "the start (no record seen yet)"
         return f"`select` by date_updated and date_added since {start}; kanban moves, imports and deletions by sweep"
 
