@@ -39,9 +39,10 @@ from .connectors import Connector, connect
 from .errors import ConnectorError, TransientError, Unsupported, UsageError
 from .mapping import Mapping, Pending, TranslationError, Translator, other, prepare
 from .mirror import EntityOptions, EntityWriter, Locks, Mirror
-from .mirror.models import ConflictRow, LinkRow, OutboxRow, ParkedRow, utcnow
+from .mirror.models import ConflictRow, LinkRow, OutboxRow, ParkedRow, RecordRow, utcnow
+from .mirror.provenance import forget, origin_times, record_written
 from .parked import ignored_records
-from .plan import Plan, fingerprint, ref_resolver
+from .plan import Action, Plan, fingerprint, ref_resolver
 from .pull import pull
 from .types import EntitySchema
 
@@ -318,6 +319,15 @@ class Pusher:
                         values["shadow"] = jsonutil.dumps({**jsonutil.loads(link.shadow), **settles})
                         values["bases"] = settled_bases(link.bases, settles, {side: lossy})
                     conn.execute(sa.update(L).where(L.c.id == link.id).values(**values))
+                if op == "delete":
+                    forget(conn, row["system"], row["entity"], remote_id)
+                elif record is not None and row.get("origins"):
+                    paths = {name: self.mapping(mapping).fields[name].paths[side]
+                             for name in jsonutil.loads(row["origins"])}
+                    record_written(conn, row["system"], row["entity"], remote_id,
+                                   {str(path): (path.get(record), jsonutil.loads(row["origins"])[name])
+                                    for name, path in paths.items()},
+                                   mapping=mapping, run_id=row["run_id"], now=now)
                 conn.execute(sa.update(OUT).where(OUT.c.key == row["key"], OUT.c.state == "failed").values(
                     state="retried", updated_at=now))
                 conn.execute(sa.update(OUT).where(OUT.c.id == row["id"]).values(
@@ -502,7 +512,7 @@ def apply_plan(config: Config, plan: Plan, *, mirror: Mirror | None = None, work
     pusher.saved_plan = check  # sync's own plan (check=False) is seconds old: no search per create
     error: str | None = None
     try:
-        _record_outbox(mirror, plan, run_id)
+        _record_outbox(mirror, plan, run_id, _origins(pusher, plan))
         _apply_state_actions(mirror, plan)
         result.recovered = pusher.recover(plan.id)
         with mirror.engine.connect() as conn:
@@ -522,8 +532,58 @@ def apply_plan(config: Config, plan: Plan, *, mirror: Mirror | None = None, work
     return result
 
 
-def _record_outbox(mirror: Mirror, plan: Plan, run_id: int) -> None:
-    """Every write of the plan, ``pending``, in one transaction before the first call."""
+def _origins(pusher: Pusher, plan: Plan) -> dict[str, str]:
+    """Where each value a write of PLAN carries comes from (action key -> JSON ``{field: origin}``),
+    read before the first write moves any record's edit time: the source record's field as of its
+    own edit time, or, when the source still holds a value a sync wrote there, that value's origin."""
+    out: dict[str, str] = {}
+    groups: dict[tuple[str, str], list[Action]] = {}
+    for a in plan.writes():
+        if a.op != "delete":
+            groups.setdefault((a.mapping, other(a.side)), []).append(a)
+    now = utcnow().isoformat()
+    for (name, source), actions in groups.items():
+        mapping, tr = pusher.mapping(name), pusher.translator(name)
+        ref = mapping.side(source)
+        ids = {sid for a in actions if (sid := a.left_id if source == "left" else a.right_id) is not None}
+        with pusher.mirror.engine.connect() as conn:
+            records = {rid: (jsonutil.loads(data), changed) for rid, data, changed in conn.execute(
+                sa.select(RecordRow.remote_id, RecordRow.data, RecordRow.last_changed).where(
+                    RecordRow.system == ref.system, RecordRow.entity == ref.entity,
+                    RecordRow.remote_id.in_(sorted(ids))))}
+            carried = origin_times(conn, ref.system, ref.entity, ids)
+        for a in actions:
+            sid = a.left_id if source == "left" else a.right_id
+            if sid is None or sid not in records:
+                continue
+            data, changed = records[sid]
+            edited = (tr.modified_at(source, data) or changed).isoformat()
+            try:
+                canon = tr.canonical(source, data)
+            except TranslationError:
+                canon = {}
+            origins: dict[str, Any] = {}
+            for field_name, value in a.settles.items():
+                fm = mapping.fields.get(field_name)
+                if fm is None or fm.paths.get(a.side) is None or fm.paths[a.side].key not in a.values:
+                    continue  # not sent: nothing of it lands on the target
+                path = fm.paths.get(source)
+                if fm.template is None and canon.get(field_name) != value:  # typed to settle a conflict
+                    origins[field_name] = {"system": None, "entity": None, "id": None, "path": None,
+                                           "edited_at": now}
+                elif path is not None and (sid, str(path)) in carried:
+                    origins[field_name] = carried[(sid, str(path))].as_dict()
+                else:
+                    origins[field_name] = {"system": ref.system, "entity": ref.entity, "id": sid,
+                                           "path": None if path is None else str(path), "edited_at": edited}
+            if origins:
+                out[a.key] = jsonutil.dumps(origins)
+    return out
+
+
+def _record_outbox(mirror: Mirror, plan: Plan, run_id: int, origins: dict[str, str]) -> None:
+    """Every write of the plan, ``pending``, in one transaction before the first call, with where
+    its values come from (ORIGINS)."""
     now = utcnow()
     with mirror.engine.begin() as conn:
         known = set(conn.execute(sa.select(OUT.c.key).where(OUT.c.plan_id == plan.id)).scalars())
@@ -533,7 +593,7 @@ def _record_outbox(mirror: Mirror, plan: Plan, run_id: int) -> None:
                  "settles": jsonutil.dumps(a.settles), "match": jsonutil.dumps(a.match) if a.match else None,
                  "before": jsonutil.dumps(a.before), "shadow_before": None, "state": "pending", "attempts": 0,
                  "expected": jsonutil.dumps({f: c[0] for f, c in a.changes.items()}) if a.op == "update" else None,
-                 "stored": None,
+                 "stored": None, "origins": origins.get(a.key),
                  "error": None, "created_at": now, "updated_at": now}
                 for a in plan.writes() if a.key not in known]
         if rows:

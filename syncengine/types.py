@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import enum
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -116,6 +117,35 @@ def _runtime_types(hint: Any) -> tuple[tuple[builtins.type, ...], builtins.type 
         else:
             found.append(member)
     return tuple(dict.fromkeys(found)), items
+
+
+_PATH = re.compile(r"^([A-Za-z_][A-Za-z0-9_\-]*)(?:\[(\d+)\])?$")
+
+
+@dataclass(frozen=True)
+class Path_:
+    """``email[0]``: a record key and, for list values, one element of it."""
+
+    key: str
+    index: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Path_ | None:
+        match = _PATH.match(text)
+        if not match:
+            return None
+        return cls(match.group(1), int(match.group(2)) if match.group(2) is not None else None)
+
+    def get(self, record: dict[str, Any]) -> Any:
+        value = record.get(self.key)
+        if self.index is None:
+            return value
+        if isinstance(value, list):
+            return value[self.index] if self.index < len(value) else None
+        return value if self.index == 0 else None  # a scalar where a list was expected
+
+    def __str__(self) -> str:
+        return self.key if self.index is None else f"{self.key}[{self.index}]"
 
 
 @dataclass(frozen=True)

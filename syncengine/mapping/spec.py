@@ -1,9 +1,10 @@
 """The parsed form of a ``mappings/*.toml`` file, and the parts of it every later step asks about."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..types import Path_
 
 SIDES = ("left", "right")
 DIRECTIONS = ("both", "left-to-right", "right-to-left")
@@ -12,39 +13,12 @@ TIE_BREAKS = ("left", "right", "manual")
 ON_DELETE = ("propagate", "unlink", "ignore")
 ON_DELETE_CONFLICT = ("keep", "delete", "manual")  # a delete whose survivor was edited since the last sync
 TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
-_PATH = re.compile(r"^([A-Za-z_][A-Za-z0-9_\-]*)(?:\[(\d+)\])?$")
 
 MISSING = object()
 
 
 def other(side: str) -> str:
     return "right" if side == "left" else "left"
-
-
-@dataclass(frozen=True)
-class Path_:
-    """``email[0]``: a record key and, for list values, one element of it."""
-
-    key: str
-    index: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Path_ | None:
-        match = _PATH.match(text)
-        if not match:
-            return None
-        return cls(match.group(1), int(match.group(2)) if match.group(2) is not None else None)
-
-    def get(self, record: dict[str, Any]) -> Any:
-        value = record.get(self.key)
-        if self.index is None:
-            return value
-        if isinstance(value, list):
-            return value[self.index] if self.index < len(value) else None
-        return value if self.index == 0 else None  # a scalar where a list was expected
-
-    def __str__(self) -> str:
-        return self.key if self.index is None else f"{self.key}[{self.index}]"
 
 
 @dataclass(frozen=True)

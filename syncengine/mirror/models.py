@@ -143,6 +143,7 @@ class OutboxRow(Base):
     shadow_before: Mapped[str | None] = mapped_column(Text, nullable=True)
     expected: Mapped[str | None] = mapped_column(Text, nullable=True)  # update: target's canonical values planned over
     stored: Mapped[str | None] = mapped_column(Text, nullable=True)    # canonical values the target returned
+    origins: Mapped[str | None] = mapped_column(Text, nullable=True)   # field -> where its value came from (0006)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -218,3 +219,30 @@ class HeldDeleteRow(Base):
 
     __table_args__ = (Index("ix_held_deletes_record", "system", "entity", "remote_id", unique=True),
                       Index("ix_held_deletes_state", "state"))
+
+
+class ProvenanceRow(Base):
+    """Where a value the sync wrote came from (migration 0006): one row per field path of a record
+    written. ``value`` is the raw value the target stored there; while the record still holds it,
+    the value's edit time is ``edited_at`` (its origin's), not the record's own. The origin is the
+    first system a value was typed into: a value that hops vt1 → Alfa → vt2 keeps vt1's id and time.
+    ``origin_system`` NULL: the sync made the value itself (a value typed to resolve a conflict).
+    """
+
+    __tablename__ = "provenance"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    system: Mapped[str] = mapped_column(Text)
+    entity: Mapped[str] = mapped_column(Text)
+    remote_id: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)                  # email[0]
+    value: Mapped[str] = mapped_column(Text)                 # JSON, as the target stored it
+    origin_system: Mapped[str | None] = mapped_column(Text, nullable=True)
+    origin_entity: Mapped[str | None] = mapped_column(Text, nullable=True)
+    origin_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    origin_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    edited_at: Mapped[datetime] = mapped_column(DateTime)    # when the origin was edited (naive UTC)
+    mapping: Mapped[str] = mapped_column(Text)               # the mapping that wrote it
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    written_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_provenance_field", "system", "entity", "remote_id", "path", unique=True),)

@@ -1,0 +1,109 @@
+"""Provenance per field (issue 13.2): every value a sync writes keeps the system it was typed
+into, that edit's time and the run that carried it — across hops — until a person edits it."""
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from syncengine.config import load_config
+from syncengine.mirror import Mirror
+from syncengine.mirror.provenance import origin_times
+from syncengine.sync import run_sync
+
+KEY = "provenance-key"
+T0 = (time.time() // 3600 + 2) * 3600 + 10  # later than every cursor; the servers' clocks are frozen around it
+STAR = """
+left = "{left}:Contacts"
+right = "alfa:customer"
+match_on = ["email"]
+conflict = "newest"
+
+[fields]
+name  = {{ left = "lastname", right = "name" }}
+email = {{ left = "email", right = "email[0]", normalize = "email" }}
+title = {{ left = "title", right = "legal_name" }}
+"""
+
+
+class Star:
+    """vt1 ↔ Alfa CRM ↔ vt2: two mappings sharing Alfa's customers, one job syncing both."""
+
+    def __init__(self, emulator: Any, write_config: Any, mirror_url: str):
+        self.vt1 = emulator("vtiger", records=0, access_key=KEY)
+        self.vt2 = emulator("vtiger", records=0, access_key=KEY)
+        self.alfa = emulator("alfacrm", records=0, api_key=KEY)
+        vt = {"kind": "vtiger", "username": "admin", "access_key": KEY, "entities": ["Contacts"]}
+        self.path = write_config(mirror_url, {
+            "vt1": {**vt, "url": self.vt1.url}, "vt2": {**vt, "url": self.vt2.url},
+            "alfa": {"kind": "alfacrm", "url": self.alfa.url, "email": "admin@example.com", "api_key": KEY,
+                     "entities": ["customer"], "use_log": True}},
+            jobs=[{"name": "star", "every": "15m", "mappings": ["vt1_alfa", "vt2_alfa"]}])
+        folder = self.path.parent / "mappings"
+        folder.mkdir(exist_ok=True)
+        for left in ("vt1", "vt2"):
+            (folder / f"{left}_alfa.toml").write_text(STAR.format(left=left), encoding="utf-8")
+        self.mirror = Mirror(mirror_url)
+
+    @property
+    def config(self) -> Any:
+        return load_config(self.path)
+
+    def sync(self) -> Any:
+        result = run_sync(self.config, ["vt1_alfa", "vt2_alfa"], mirror=self.mirror)
+        assert result.ok, result
+        return result
+
+    def only(self, system: str) -> str:
+        server = {"vt1": self.vt1, "vt2": self.vt2, "alfa": self.alfa}[system]
+        (rid,) = server.app.live_records("customer" if system == "alfa" else "Contacts")
+        return str(rid)
+
+
+@pytest.fixture
+def star(emulator: Any, write_config: Any, mirror_url: str) -> Star:
+    return Star(emulator, write_config, mirror_url)
+
+
+def vt_time(server: Any, rid: str) -> datetime:
+    """The record's modifiedtime, as the vtiger emulator (UTC server) shows it."""
+    text = server.app.live_records("Contacts")[rid]["modifiedtime"]
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
+def test_a_value_keeps_its_origin_across_hops(star):
+    """Typed into vt1, carried to Alfa by one sync and on to vt2 by the next: vt2's value still
+    names vt1's record and vt1's edit time, and each hop names the run that wrote it."""
+    star.vt1.app.control_clock(T0)
+    v1 = star.vt1.app.control_write("Contacts", {"lastname": "Noor", "email": "noor@example.com", "title": "CTO"})
+    edited = vt_time(star.vt1, v1)
+    first = star.sync()
+    a = star.only("alfa")
+    on_alfa = origin_times(star.mirror, "alfa", "customer", [a])
+    assert {path for _, path in on_alfa} == {"name", "email[0]", "legal_name"}
+    origin = on_alfa[(a, "name")]
+    assert (origin.system, origin.entity, origin.remote_id, origin.path) == ("vt1", "Contacts", v1, "lastname")
+    assert origin.edited_at == edited and origin.run_id == first.apply.run_id and origin.value == "Noor"
+    if not star.vt2.app.live_records("Contacts"):
+        star.sync()  # vt2 is planned from the mirror before Alfa's new record was pulled: one more hop
+    v2 = star.only("vt2")
+    on_vt2 = origin_times(star.mirror, "vt2", "Contacts", [v2])
+    hop = on_vt2[(v2, "lastname")]
+    assert (hop.system, hop.entity, hop.remote_id, hop.path, hop.edited_at) == ("vt1", "Contacts", v1, "lastname",
+                                                                                 edited)
+    assert hop.mapping == "vt2_alfa" and hop.run_id is not None and hop.run_id >= first.apply.run_id
+
+
+def test_an_edit_ends_the_provenance_of_that_field_only(star):
+    star.vt1.app.control_write("Contacts", {"lastname": "Noor", "email": "noor@example.com", "title": "CTO"})
+    star.sync()
+    a = star.only("alfa")
+    with star.alfa.app.lock:
+        star.alfa.app.change("customer", int(a), {"legal_name": "CEO"})
+    star.sync()
+    held = origin_times(star.mirror, "alfa", "customer", [a])
+    assert (a, "legal_name") not in held and held[(a, "name")].system == "vt1"
+    everything = origin_times(star.mirror, "alfa", "customer", [a], overridden=True)
+    assert everything[(a, "legal_name")].in_force is False and everything[(a, "legal_name")].value == "CTO"
