@@ -8,7 +8,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 
+from syncengine import jsonutil
+from syncengine.cli import main
 from syncengine.config import load_config
 from syncengine.mirror import Mirror
 from syncengine.mirror.provenance import origin_times
@@ -108,6 +111,60 @@ def test_an_edit_ends_the_provenance_of_that_field_only(star):
     assert (a, "legal_name") not in held and held[(a, "name")].system == "vt1"
     everything = origin_times(star.mirror, "alfa", "customer", [a], overridden=True)
     assert everything[(a, "legal_name")].in_force is False and everything[(a, "legal_name")].value == "CTO"
+
+
+def explain(star: Star, *args: str) -> Any:
+    result = CliRunner().invoke(main, ["--config", str(star.path), "explain", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_explain_shows_every_linked_system_and_where_each_value_came_from(star):
+    """From vt2's record: its link to Alfa and Alfa's on to vt1, each field's value on every side,
+    the origin (vt1's record), when it was edited there and the run that wrote it."""
+    star.vt1.app.control_clock(T0)
+    v1 = star.vt1.app.control_write("Contacts", {"lastname": "Noor", "email": "noor@example.com", "title": "CTO"})
+    star.sync()
+    star.sync()
+    v2, a = star.only("vt2"), star.only("alfa")
+    with star.alfa.app.lock:
+        star.alfa.app.change("customer", int(a), {"legal_name": "CEO"})
+    star.sync()
+    found = jsonutil.loads(explain(star, "vt2:Contacts", v2, "--json"))
+    assert [(link["mapping"], link["state"]) for link in found["links"]] == [("vt2_alfa", "active"),
+                                                                               ("vt1_alfa", "active")]
+    fields = {(link["mapping"], f["field"]): f for link in found["links"] for f in link["fields"]}
+    name = fields[("vt2_alfa", "name")]
+    assert name["left"]["value"] == name["right"]["value"] == "Noor"
+    assert name["left"]["status"] == name["right"]["status"] == "synced"
+    assert (name["left"]["origin"]["system"], name["left"]["origin"]["id"]) == ("vt1", v1)
+    assert name["left"]["edited_at"] == vt_time(star.vt1, v1).isoformat()
+    origin_run = name["left"]["origin"]["run"]
+    assert isinstance(origin_run, int)
+    vt1_name = fields[("vt1_alfa", "name")]["left"]
+    assert (vt1_name["status"], vt1_name["origin"], vt1_name["value"]) == ("edited here", None, "Noor")
+    title = fields[("vt1_alfa", "title")]  # edited on Alfa since: Alfa's own, carried to vt1 from there
+    assert title["right"]["status"] == "edited here" and title["right"]["value"] == "CEO"
+    assert title["left"]["origin"]["system"] == "alfa" and title["left"]["value"] == "CEO"
+
+    text = explain(star, "vt2:Contacts", v2)
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert f"vt1:Contacts {v1} lastname" in text and f"run {origin_run}" in text and "edited here" in text
+
+
+def test_explain_of_a_record_never_synced_and_of_one_not_in_the_mirror(star):
+    """Two vt1 records share an e-mail and match nothing: parked as ambiguous, never linked."""
+    v1 = star.vt1.app.control_write("Contacts", {"lastname": "Twin", "email": "twin@example.com"})
+    star.vt1.app.control_write("Contacts", {"lastname": "Twin", "email": "twin@example.com"})
+    assert run_sync(star.config, ["vt1_alfa"], mirror=star.mirror).plan.issues
+    found = jsonutil.loads(explain(star, "vt1:Contacts", v1, "--json"))
+    (link,) = found["links"]
+    assert link["state"] == "not linked" and link["right"]["id"] is None
+    assert {f["left"]["status"] for f in link["fields"]} == {"never synced"}
+    assert "never synced" in explain(star, "vt1:Contacts", v1)
+    missing = CliRunner().invoke(main, ["--config", str(star.path), "explain", "vt1:Contacts", "99x99"])
+    assert missing.exit_code == 2 and "not in the mirror" in missing.output
+    assert "Example" in CliRunner().invoke(main, ["explain", "--help"]).output
 
 
 def alfa_clock(star: Star, epoch: float) -> None:
