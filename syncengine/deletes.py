@@ -11,6 +11,7 @@ call: plain functions of a mirror that return dicts.
 """
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from . import audit, jsonutil
 from .mirror import Mirror
 from .mirror.models import HeldDeleteRow, LinkRow, RecordRow, utcnow
 from .mirror.store import chunks, upsert
+from .types import EntitySchema
 
 H = cast(sa.Table, HeldDeleteRow.__table__)
 R = cast(sa.Table, RecordRow.__table__)
@@ -132,6 +134,7 @@ def list_deletes(mirror: Mirror, *, everything: bool = False) -> list[dict[str, 
     A confirmed delete is listed while a link still holds its record (the next sync acts on it,
     or an edit-vs-delete conflict keeps it for a person)."""
     states = (*OPEN, "released") if everything else UNDECIDED
+    names = _Names(mirror)
     with mirror.engine.connect() as conn:
         rows = conn.execute(sa.select(H).where(H.c.state.in_(states)).order_by(H.c.id)).all()
         out = []
@@ -143,7 +146,7 @@ def list_deletes(mirror: Mirror, *, everything: bool = False) -> list[dict[str, 
                                                           R.c.remote_id == row.remote_id)).scalar()
             record = jsonutil.loads(data) if data else {}
             out.append({"id": row.id, "system": row.system, "entity": row.entity, "remote_id": row.remote_id,
-                        "label": record.get("label") or record.get("name"), "reason": row.reason,
+                        "label": names.of(row.system, row.entity, record), "reason": row.reason,
                         "state": row.state, "first_seen": _iso(row.first_seen),
                         "confirmed_at": _iso(row.confirmed_at), "links": links})
     return out
@@ -197,6 +200,25 @@ def _links_of(conn: sa.Connection, system: str, entity: str, remote_id: str) -> 
     rows = conn.execute(sa.select(L.c.id, L.c.mapping, L.c.left_id, L.c.right_id).where(
         L.c.state == "active", sa.or_(L.c.left_id == remote_id, L.c.right_id == remote_id))).all()
     return [{"mapping": m, "link_id": pk, "left_id": left, "right_id": right} for pk, m, left, right in rows]
+
+
+class _Names:
+    """A record's display name, from the fields its cached schema names (vtiger's labelFields:
+    "Иван Петров", an account's name); ``name`` or ``title`` when the schema names none."""
+
+    def __init__(self, mirror: Mirror):
+        self.mirror = mirror
+        self.schemas: dict[tuple[str, str], EntitySchema | None] = {}
+
+    def of(self, system: str, entity: str, record: dict[str, Any]) -> str | None:
+        if (system, entity) not in self.schemas:
+            cached = self.mirror.cached_schema(system, entity)
+            self.schemas[system, entity] = cached[0] if cached else None
+        schema = self.schemas[system, entity]
+        keys = (schema.name_fields if schema else ()) or ("label", "name", "title")
+        parts = [str(record[k]).strip() for k in keys if record.get(k) not in (None, "")]
+        name = " ".join(p for p in parts if p) if schema and schema.name_fields else next(iter(parts), "")
+        return (html.unescape(name) if schema and schema.html_encoded else name) or None
 
 
 def _iso(moment: datetime | None) -> str | None:

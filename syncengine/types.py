@@ -177,6 +177,7 @@ class EntitySchema:
     modified_field: str | None = None  # the field holding the record's last change time
     modified_precision: int = 1        # seconds that field resolves (60: to the minute)
     html_encoded: bool = False         # text is stored HTML-encoded (vtiger's family): decoded when read
+    name_fields: tuple[str, ...] = ()  # what a person knows a record by (vtiger's labelFields), in order
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)

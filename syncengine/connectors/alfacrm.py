@@ -282,7 +282,8 @@ class AlfaCrmConnector(Connector):
             sample = self._index(entity, self._read_branches(entity)[0], 0, _scan_filters(model), size=1)["items"]
             fields += [Field(key, "string", key) for row in sample[:1] for key in row if key not in known]
         return EntitySchema(entity, fields, label=model.log_class or entity, timezone=self.timezone,
-                            modified_field=EDITED_AT if model.log_class else None)
+                            modified_field=EDITED_AT if model.log_class else None,
+                            name_fields=("name",) if any(f.name == "name" for f in fields) else ())
 
     def capture(self, entity: str) -> Capture:
         return Capture.INCREMENTAL if entity == "log" else Capture.SCAN

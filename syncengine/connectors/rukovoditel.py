@@ -90,6 +90,7 @@ class _Field:
     config: dict[str, Any]
     mandatory: bool = False
     choices: tuple[tuple[str, str], ...] = ()
+    heading: bool = False  # the field the CRM titles a record with
 
     @property
     def twin(self) -> str | None:
@@ -182,7 +183,8 @@ class RukovoditelConnector(Connector):
             if f.twin:
                 fields.append(Field(f.twin, "string", label=f"{f.label} (display)", editable=False))
         return EntitySchema(e.name, fields, label=e.label, timezone="UTC", modified_field="date_updated",
-                            modified_precision=60)
+                            modified_precision=60,
+                            name_fields=tuple(f.name for f in self._fields(e).values() if f.heading))
 
     def field_ids(self, entity: str) -> dict[str, str]:
         """Readable field name → the API's ``field_<id>`` (what ``syncengine discover`` shows)."""
@@ -503,7 +505,8 @@ class RukovoditelConnector(Connector):
                     choices = tuple((c["id"], c["name"]) for c in self._call(
                         "get_field_choices", {"entity_id": e.api_id, "field_id": r["id"]}, what=e.name)["data"])
                 fields[r["id"]] = _Field(r["id"], names[r["id"]], r["name"], ftype, r["type"],
-                                         _config(r.get("configuration")), r.get("is_required") == "1", choices)
+                                         _config(r.get("configuration")), r.get("is_required") == "1", choices,
+                                         heading=r.get("is_heading") == "1")
             e.fields = fields
         return e.fields
 

@@ -273,8 +273,9 @@ class SalesManConnector(Connector):
                         format=TIME if types.get(name, ("",))[0] == "datetime" else None)
                   for name in names]
         modified = {"client": "date_edit", "person": "date_edit", "deal": "datum_izm"}.get(entity)
-        return EntitySchema(entity, fields, label=entity, timezone=self.settings.timezone,
-                            modified_field=modified)
+        name = "person" if entity == "person" else "title"
+        return EntitySchema(entity, fields, label=entity, timezone=self.settings.timezone, modified_field=modified,
+                            name_fields=(name,) if any(f.name == name for f in fields) else ())
 
     @staticmethod
     def _record_keys(entity: str, labels: dict[str, str]) -> list[str]:

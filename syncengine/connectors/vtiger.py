@@ -176,7 +176,8 @@ class VtigerConnector(Connector):
                 choices=tuple((str(p.get("value")), str(p.get("label"))) for p in vtype.get("picklistValues") or ()),
                 refers_to=tuple(vtype.get("refersTo") or ())))
         schema = EntitySchema(name=entity, fields=fields, label=raw.get("label", ""),
-                              timezone=self.timezone, modified_field="modifiedtime", html_encoded=True)
+                              timezone=self.timezone, modified_field="modifiedtime", html_encoded=True,
+                              name_fields=tuple(f for f in (raw.get("labelFields") or "").split(",") if f))
         self._schemas[entity] = schema
         return schema
 

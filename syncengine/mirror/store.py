@@ -227,6 +227,7 @@ def _schema(raw: dict[str, Any]) -> EntitySchema:
     raw = dict(raw)
     parsed = [Field(**{**f, "choices": tuple(map(tuple, f["choices"])),
                        "refers_to": tuple(f["refers_to"])}) for f in raw.pop("fields")]
+    raw["name_fields"] = tuple(raw["name_fields"])
     return EntitySchema(fields=parsed, **raw)
 
 
