@@ -25,9 +25,18 @@ Change capture. Alfa has no change feed, so every entity but ``log`` is a *scan*
   the pull a full scan too.
 
 Cursor (JSON): ``{"log": <highest Log id of the entity's class seen, or null when the Log is
-unreadable>}``. Scan batches carry no cursor except the last, so a scan cut short starts again from
-the first page. The ``log`` entity itself is append-only and read incrementally with the same
-cursor.
+unreadable>}``. The ``log`` entity itself is append-only and read incrementally with the same cursor.
+
+A full scan resumes. ``index`` has no sort, no keyset and no cheap id listing, and customers come
+by name, so a page number alone cannot say where a cut-short scan stood once rows moved. The Log
+can: every ``CHECKPOINT`` pages the scan asks for the Log's newest entry of the class, and while it
+is still the one the scan began at, nothing moved, the pages read are exact and the batch carries
+``{"log": <start>, "scan": {"branch", "page", "size"}}``. A read cut short goes on from the page
+after it, one page earlier for every page-size of rows the Log names as changed since the start
+(each change moves a row by at most one place), re-reads those rows by id, and checks the resumed
+branch against its ``total`` counting the pages before it as full. Once the Log shows a change
+during the scan, later pages carry no cursor (a skip before the cut could not be found again): the
+read resumes at the last exact checkpoint. Without a readable Log a cut-short scan starts over.
 """
 from __future__ import annotations
 
@@ -35,7 +44,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import requests
@@ -55,6 +64,7 @@ TOKEN_HEADER = "X-ALFACRM-TOKEN"
 MAX_PAGE = 50                 # Yii2 clamps per-page to 1..50
 ACTIVE_E_DATE = "2030-12-31"  # e_date of rows that are not archived
 EVENT_DELETE = 3
+CHECKPOINT = 10               # scan pages per resumable cursor (each costs one Log request)
 EDITED_AT = "edited_at"       # added to rows read because the Log named them: the Log's newest date_time
 
 # Field lists: "name:type" with type one of base.FIELD_TYPES, ">model" for a reference and
@@ -250,6 +260,20 @@ class AlfaCrmConnector(Connector):
 
         return (rows for _, rows in offset_pages(fetch, what=model, system=self.name, restarts=None))
 
+    def _numbered_pages(self, model: str, branch: int, filters: dict[str, Any], first: int,
+                        before: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """(number, rows) of the pages FIRST, FIRST+1, … of a listing whose earlier pages hold
+        BEFORE rows (one pass, as :meth:`_pages`)."""
+        largest = 0
+
+        def fetch(page: int) -> Page:
+            nonlocal largest
+            body = self._index(model, branch, page, filters, known_size=largest)
+            largest = max(largest, len(body["items"]))
+            return Page(body["items"], body["total"])
+
+        return offset_pages(fetch, what=model, system=self.name, first=first, before=before, restarts=None)
+
     def _total(self, model: str, branch: int, filters: dict[str, Any]) -> int:
         return self._index(model, branch, 0, filters, size=1)["total"]
 
@@ -298,6 +322,9 @@ class AlfaCrmConnector(Connector):
             return "full `index` scan every pull (no Log for this entity)"
         if not self.use_log:
             return "full `index` scan every pull (use_log = false)"
+        if "scan" in state:
+            return f"full `index` scan cut short: resumes in branch {state['scan']['branch']} near page " \
+                   f"{state['scan']['page'] + 1}, then rows the Log names re-read by id"
         if state.get("log") is None:
             return "full `index` scan every pull (the Log was unreadable)"
         return f"Log after entry #{state['log']}, rows re-read by id; full `index` scan at each sweep"
@@ -309,7 +336,12 @@ class AlfaCrmConnector(Connector):
         if entity == "log":
             yield from self._read_log(state.get("log") or 0)
             return
-        if state.get("log") is not None and self.use_log and model.log_class:
+        if "scan" in state and self.use_log and model.log_class:   # a first read cut short
+            resume = self._resume_point(entity, state)
+            if resume is not None:
+                yield from self._read_scan(entity, mark=state["log"], resume=resume)
+                return
+        elif state.get("log") is not None and self.use_log and model.log_class:
             try:
                 yield from self._read_hinted(entity, state)
                 return
@@ -317,22 +349,57 @@ class AlfaCrmConnector(Connector):
                 log.info("%s:%s: %s; scanning everything", self.name, entity, exc)
         yield from self._read_scan(entity)
 
-    def _read_scan(self, entity: str) -> Iterator[ChangeBatch]:
-        scan = _Scan(log_id=self._log_head(entity))
-        for records in self._scan_pages(entity, scan):
-            yield ChangeBatch(records=records, scan=True)
-        yield ChangeBatch(scan=True, cursor=dumps({"log": scan.log_id}))
+    def _read_scan(self, entity: str, mark: int | None = None,
+                   resume: _Checkpoint | None = None) -> Iterator[ChangeBatch]:
+        """A full scan; every CHECKPOINT pages a cursor to resume from, while the Log shows that
+        nothing of ENTITY changed since the scan began (pages of an unchanged listing are exact).
+        A resumed scan (RESUME) is not a complete listing: no ``scan`` batches."""
+        scan = _Scan(log_id=self._log_head(entity) if resume is None else mark)
+        for records, checkpoint in self._scan_pages(entity, scan, resume):
+            cursor = dumps({"log": scan.start, "scan": asdict(checkpoint)}) if checkpoint else None
+            if records or cursor:
+                yield ChangeBatch(records=records, scan=resume is None, cursor=cursor)
+        yield ChangeBatch(scan=resume is None, cursor=dumps({"log": scan.log_id}))
 
-    def _scan_pages(self, entity: str, scan: _Scan) -> Iterator[list[dict[str, Any]]]:
-        """A complete listing of ENTITY in pages of new rows (see the module docstring)."""
+    def _resume_point(self, entity: str, state: dict[str, Any]) -> _Checkpoint | None:
+        """Where a scan cut short goes on: the page after its last checkpoint, moved back one page
+        per page-size of rows the Log names as changed since (each can shift a row back by one);
+        None (scan again) when the Log no longer reaches the scan's start."""
+        try:
+            changed, _ = self._log_since(entity, int(state["log"]))
+        except _LogGap as exc:
+            log.info("%s:%s: %s; scanning everything", self.name, entity, exc)
+            return None
+        last = _Checkpoint(**state["scan"])
+        page = max(last.page + 1 - -(-len(changed) // last.size), 0)
+        return _Checkpoint(last.branch, page, last.size)
+
+    def _scan_pages(self, entity: str, scan: _Scan, resume: _Checkpoint | None = None,
+                    ) -> Iterator[tuple[list[dict[str, Any]], _Checkpoint | None]]:
+        """A complete listing of ENTITY in pages of new rows, each with a checkpoint or None (see
+        the module docstring); RESUME: the branches and pages before it were read by a scan cut short."""
         model = MODELS[entity]
         if entity == "communication":
-            yield from self._scan_communications(scan)
+            yield from ((rows, None) for rows in self._scan_communications(scan))
             return
         filters = _scan_filters(model)
         listed: dict[int, set[int]] = {}
-        for branch in self._read_branches(entity):
-            yield from scan.fresh(self._pages(entity, branch, filters), listed.setdefault(branch, set()), model)
+        before: dict[int, int] = {}   # rows of the pages a resumed branch starts after
+        branches = self._read_branches(entity)
+        if resume and resume.branch in branches:
+            branches = branches[branches.index(resume.branch):]
+        for branch in branches:
+            first = resume.page if resume and branch == resume.branch else 0
+            before[branch] = first * resume.size if resume and first else 0
+            largest = 0
+            for number, items in self._numbered_pages(entity, branch, filters, first, before[branch]):
+                largest = max(largest, len(items))
+                checkpoint = None
+                if scan.exact and (number + 1) % CHECKPOINT == 0:
+                    scan.exact = self._log_head(entity) == scan.start
+                    checkpoint = _Checkpoint(branch, number, largest) if scan.exact else None
+                yield [r for rows in scan.fresh([items], listed.setdefault(branch, set()), model)
+                       for r in rows], checkpoint
         gone: set[int] = set()
         if scan.log_id is not None:
             try:
@@ -345,23 +412,24 @@ class AlfaCrmConnector(Connector):
                 gone.update(set(chunk) - {r["id"] for r in found})
                 scan.seen.update(r["id"] for r in found)
                 if found:
-                    yield [_record(model, r) for r in found]
+                    yield [_record(model, r) for r in found], None
         for branch, ids in listed.items():
             for attempt in (1, 2):
                 total = self._total(entity, branch, filters)
-                if len(ids - gone) >= total:
+                if before.get(branch, 0) + len(ids - gone) >= total:
                     break
                 if attempt == 2:
                     raise TransientError(f"{entity} rows kept moving between pages while branch {branch} was "
                                          f"read ({len(ids - gone)} of {total} listed); nothing was deleted, "
                                          "the next pull scans again", system=self.name)
                 log.info("%s:%s: branch %d listed %d of %d rows (edits moved rows between pages); reading "
-                         "it again", self.name, entity, branch, len(ids - gone), total)
-                yield from scan.fresh(self._pages(entity, branch, filters), ids, model)
+                         "it again", self.name, entity, branch, before.get(branch, 0) + len(ids - gone), total)
+                before[branch] = 0
+                yield from ((rows, None) for rows in scan.fresh(self._pages(entity, branch, filters), ids, model))
 
     def _scan_communications(self, scan: _Scan) -> Iterator[list[dict[str, Any]]]:
         """Communications are nested under their customer: one listing per customer (costly)."""
-        for customers in self._scan_pages("customer", _Scan(log_id=None)):
+        for customers, _ in self._scan_pages("customer", _Scan(log_id=None)):
             for customer in customers:
                 parents = {"class": "Customer", "related_id": customer["id"]}
                 yield from scan.fresh(self._pages("communication", self.branch, {}, parents), set(),
@@ -429,8 +497,9 @@ class AlfaCrmConnector(Connector):
                 yield [str(r["id"]) for r in items]
             return
         scan = _Scan(log_id=self._log_head(entity))
-        for records in self._scan_pages(entity, scan):
-            yield [str(r["id"]) for r in records]
+        for records, _ in self._scan_pages(entity, scan):
+            if records:
+                yield [str(r["id"]) for r in records]
 
     def fetch(self, entity: str, ids: Iterable[str]) -> list[dict[str, Any]]:
         model = _model(entity, self.name)
@@ -506,12 +575,28 @@ class AlfaCrmConnector(Connector):
         return body.get("model") or {}
 
 
+@dataclass(frozen=True)
+class _Checkpoint:
+    """Where a scan stood: branch, the last page read (0-based) and the server's page size."""
+
+    branch: int
+    page: int
+    size: int
+
+
 @dataclass
 class _Scan:
-    """One full listing in progress: the ids yielded so far and the Log position it started at."""
+    """One full listing in progress: the ids yielded so far and the Log position it started at
+    (``log_id`` moves on to the newest entry the scan read; ``start`` stays)."""
 
     log_id: int | None
     seen: set[int] = field(default_factory=set)
+    start: int | None = None
+    exact: bool = False   # the Log names no change since the start: the pages read are exact
+
+    def __post_init__(self) -> None:
+        self.start = self.log_id
+        self.exact = self.log_id is not None
 
     def fresh(self, pages: Iterable[list[dict[str, Any]]], listed: set[int],
               model: Model) -> Iterator[list[dict[str, Any]]]:

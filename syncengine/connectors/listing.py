@@ -29,10 +29,11 @@ class Page:
     last: bool = False         # the server says no page follows (e.g. page >= number_of_pages)
 
 
-def offset_pages(fetch: Callable[[int], Page], *, what: str, system: str, first: int = 0,
+def offset_pages(fetch: Callable[[int], Page], *, what: str, system: str, first: int = 0, before: int = 0,
                  key: Callable[[Row], Any] = lambda row: row["id"],
                  restarts: int | None = 3) -> Iterator[tuple[int, list[Row]]]:
-    """(number, rows) of pages FIRST, FIRST+1, … until an empty or last page, or the total is read.
+    """(number, rows) of pages FIRST, FIRST+1, … until an empty or last page, or the total is read
+    (BEFORE: the rows the pages before FIRST hold).
 
     ``restarts=None``: one pass, no total check (the caller checks completeness its own way, or
     reads only part of the listing: a read by id, or a listing resumed at page FIRST).
@@ -42,7 +43,7 @@ def offset_pages(fetch: Callable[[int], Page], *, what: str, system: str, first:
         seen: set[Any] = set()
         total: int | None = None
         moved = False
-        read, number = 0, first
+        read, number = before, first
         while True:
             page = fetch(number)
             if restarts is not None and total is not None and page.total not in (None, total):
