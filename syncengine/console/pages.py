@@ -214,7 +214,7 @@ def record() -> str:
         targets = [f"{s}:{e}" for s, e in conn.execute(
             sa.select(RecordRow.system, RecordRow.entity).distinct().order_by(RecordRow.system, RecordRow.entity))]
         found = _find_records(conn, target, query) if target and query else []
-        shown = [_record_view(conn, c.config, target, row) for row in found[:5]]
+        shown = [_record_view(conn, c.config, c.mirror, target, row) for row in found[:5]]
     return render_template("record.html", targets=targets, target=target, query=query, records=shown,
                            more=len(found) - len(shown))
 
@@ -237,8 +237,10 @@ def _texts(value: Any) -> set[str]:
     return {str(v).strip().lower() for v in values if v is not None}
 
 
-def _record_view(conn: sa.Connection, config: Config, target: str, row: Any) -> dict[str, Any]:
-    """The mirror row, its links (with the base values both sides agreed on), and which runs wrote it."""
+def _record_view(conn: sa.Connection, config: Config, mirror: Mirror, target: str, row: Any) -> dict[str, Any]:
+    """The mirror row, its links (with the base values both sides agreed on), which runs wrote it,
+    and where each synced value came from (what ``syncengine explain`` shows)."""
+    from ..explain import explain
     from ..mapping import load_mappings
 
     links = []
@@ -261,7 +263,8 @@ def _record_view(conn: sa.Connection, config: Config, target: str, row: Any) -> 
         .order_by(OutboxRow.id.desc()).limit(20)).all()
     return {"id": row.remote_id, "data": jsonutil.loads(row.data), "first_seen": row.first_seen,
             "last_changed": row.last_changed, "deleted_at": row.deleted_at, "links": links,
-            "writes": [{**w._mapping, "fields": sorted(jsonutil.loads(w.settles or "{}"))} for w in writes]}
+            "writes": [{**w._mapping, "fields": sorted(jsonutil.loads(w.settles or "{}"))} for w in writes],
+            "provenance": explain(config, mirror, system, entity, row.remote_id)["links"]}
 
 
 # -- mappings: plan now, apply that plan -------------------------------------------------------

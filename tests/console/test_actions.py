@@ -148,6 +148,8 @@ def test_plan_now_then_apply_exactly_that_plan_and_find_the_record(crm_pair, con
     browser.click("section.record a[href*='alfa']")  # the linked record on the other side
     text = browser.text()
     assert "Петров1" in text and "vt:Contacts" in text and "contacts create done" in text
+    vt_id = next(rid for rid, r in crm_pair.vt.app.live_records("Contacts").items() if r["email"] == "p1@example.com")
+    assert f"vt:Contacts {vt_id} lastname" in text  # the name's provenance: typed into vtiger
     browser.shot("record")
 
 

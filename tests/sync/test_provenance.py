@@ -167,6 +167,19 @@ def test_explain_of_a_record_never_synced_and_of_one_not_in_the_mirror(star):
     assert "Example" in CliRunner().invoke(main, ["explain", "--help"]).output
 
 
+def test_the_console_record_page_shows_the_same_provenance(star):
+    from syncengine.console import create_app
+
+    v1 = star.vt1.app.control_write("Contacts", {"lastname": "Noor", "email": "noor@example.com", "title": "CTO"})
+    first = star.sync()
+    a = star.only("alfa")
+    page = create_app(star.config).test_client().get(f"/record?target=alfa:customer&q={a}")  # no password: loopback
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f"vt1:Contacts {v1}</a> lastname" in html and f">{first.apply.run_id}</a>" in html
+    assert "edited here" in html  # vt1's own values, on the vt1_alfa link
+
+
 def alfa_clock(star: Star, epoch: float) -> None:
     star.alfa.app.control_clock(datetime.fromtimestamp(epoch, ZoneInfo("Europe/Moscow")).strftime("%Y-%m-%d %H:%M:%S"))
 
