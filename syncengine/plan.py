@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -29,7 +30,18 @@ import sqlalchemy as sa
 from . import jsonutil
 from .deletes import H as HELD
 from .deletes import Held, queue_of
-from .mapping import SIDES, Mapping, Pending, RefResolver, SideRef, TranslationError, Translator, other
+from .mapping import (
+    SIDES,
+    FieldMap,
+    Mapping,
+    Pending,
+    RefResolver,
+    SideRef,
+    TranslationError,
+    Translator,
+    edit_order,
+    other,
+)
 from .mirror import Mirror
 from .mirror.models import ConflictRow, LinkRow, OutboxRow, RecordRow, utcnow
 from .parked import ignored_records
@@ -222,9 +234,12 @@ def make_plan(mirror: Mirror, prepared: list[tuple[Mapping, dict[str, EntitySche
     if doubtful:
         plan.notes.append(f"{len(doubtful)} create(s) of an interrupted run are unconfirmed; "
                           "apply checks them first and their records wait until then")
-    for mapping, schemas in prepared:
-        refs = ref_resolver(mirror, mapping.refs)
-        planner = MappingPlanner(mirror, mapping, Translator(mapping, schemas, refs), doubtful)
+    planners = [MappingPlanner(mirror, mapping, Translator(mapping, schemas, ref_resolver(mirror, mapping.refs)),
+                               doubtful) for mapping, schemas in prepared]
+    for group in components([p.mapping for p in planners]):
+        if len(group) > 1:
+            decide_across([p for p in planners if p.mapping.name in group])
+    for planner in planners:
         planner.run()
         plan.actions += planner.actions
         plan.issues += planner.issues
@@ -275,6 +290,7 @@ class MappingPlanner:
         self.links = load_links(mirror, mapping.name)
         self.queue = {side: queue_of(mirror, mapping.side(side).system, mapping.side(side).entity) for side in SIDES}
         self.ended: dict[int, str] = {}  # link id -> the state this plan ends it in
+        self.decided: dict[tuple[int, str], Decision] = {}  # (link id, field) decided with the other mappings
         self.held = 0                    # links whose delete waits (for evidence or a person)
         with mirror.engine.connect() as conn:
             self.conflicts = conn.execute(sa.select(ConflictRow).where(
@@ -386,6 +402,15 @@ class MappingPlanner:
             if isinstance(left, Pending) or isinstance(right, Pending):
                 continue
             shadow = link.shadow.get(name, _MISSING)
+            decided = self.decided.get((link.id, name))
+            if decided is not None:  # one decision for the field on every mapping that shares it
+                for side, value in decided.writes.items():
+                    writes[side][name] = value
+                if decided.settle is not _MISSING:
+                    settle[name] = decided.settle
+                if decided.conflict:
+                    self._conflict(link, name, left, right, shadow)
+                continue
             open_conflict = conflicts.get((link.id, name))
             if open_conflict is not None:
                 if open_conflict.state == "resolved":  # a side's value as it is now, or a given value
@@ -624,3 +649,228 @@ class MappingPlanner:
         if born_here:
             self._update(None, source, {name: settles[name] for name in born_here}, values,
                          self.records[source][rid].data, left_id=left_id, right_id=right_id)
+
+
+# -- one decision per field across mappings ------------------------------------------------
+
+Node = tuple[str, str, str, str, int | None]  # system, entity, record id, key, list index: one stored value
+
+
+@dataclass
+class Decision:
+    """What the mappings sharing a field decided for one link's field: the values written on it
+    (side -> canonical value), the shadow it settles, or a conflict."""
+
+    writes: dict[str, Any] = field(default_factory=dict)
+    settle: Any = _MISSING
+    conflict: bool = False
+
+
+@dataclass(eq=False)
+class _Edge:
+    """One link's field: two stored values one mapping keeps equal."""
+
+    planner: MappingPlanner
+    link: Link
+    fm: FieldMap
+    nodes: dict[str, Node]
+
+    def value(self, side: str) -> Any:
+        return self.planner.canonical[side][self.link.id_of(side)].get(self.fm.name)
+
+    def changed(self, side: str) -> bool:
+        """Does SIDE hold other than it held after the last sync? (An empty value never synced is no edit.)"""
+        base = self.link.base(side, self.fm.name)
+        return self.value(side) is not None if base is _MISSING else self.value(side) != base
+
+    def record(self, side: str) -> SideRecord:
+        return self.planner.records[side][self.link.id_of(side)]
+
+
+class _Joined:
+    """Union-find: which things are joined, through any chain of pairs."""
+
+    def __init__(self) -> None:
+        self.parent: dict[Any, Any] = {}
+
+    def find(self, x: Any) -> Any:
+        while self.parent.setdefault(x, x) != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def join(self, a: Any, b: Any) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+def components(mappings: list[Mapping]) -> list[set[str]]:
+    """Mapping names grouped by the entities they share (a star, chain or ring is one group)."""
+    joined = _Joined()
+    for m in mappings:
+        joined.join(str(m.left), str(m.right))
+    groups: dict[str, set[str]] = defaultdict(set)
+    for m in mappings:
+        groups[joined.find(str(m.left))].add(m.name)
+    return list(groups.values())
+
+
+def decide_across(planners: list[MappingPlanner]) -> None:
+    """One decision per stored value for mappings that share an entity.
+
+    The values their links tie together (vt1 lastname = Alfa name = vt2 lastname) form a class.
+    Among the members changed since the last sync the field's policy picks one (``newest``: the
+    latest edit time), and it travels along the links the directions allow to every member, each
+    written once, by the mapping that reaches it first. Each mapping alone would see only its own
+    two sides and write the hub twice, the older value perhaps last. A class within one mapping, or
+    with a conflict waiting for a person or a reference not linked yet, is left to each mapping's
+    own three-way diff."""
+    joined = _Joined()
+    edges: list[_Edge] = []
+    alone: list[Node] = []  # members of classes each mapping decides for itself
+    for planner in planners:
+        waiting = {(c.link_id, c.field) for c in planner.conflicts}
+        refs = {side: planner.mapping.side(side) for side in SIDES}
+        for link in planner.links:
+            ids = {side: link.id_of(side) for side in SIDES}
+            recs = [planner.records[side].get(ids[side]) for side in SIDES]
+            if link.state != "active" or any(r is None or r.deleted for r in recs) \
+                    or any(ids[side] not in planner.canonical[side] for side in SIDES):
+                continue
+            for fm in planner.mapping.synced_fields:
+                if fm.template is not None or any(side not in fm.paths for side in SIDES):
+                    continue
+                edge = _Edge(planner, link, fm, {side: (refs[side].system, refs[side].entity, ids[side],
+                                                        fm.paths[side].key, fm.paths[side].index) for side in SIDES})
+                joined.join(edge.nodes["left"], edge.nodes["right"])
+                if (link.id, fm.name) in waiting or any(isinstance(edge.value(s), Pending) for s in SIDES):
+                    alone.append(edge.nodes["left"])
+                else:
+                    edges.append(edge)
+    classes: dict[Node, list[_Edge]] = defaultdict(list)
+    for edge in edges:
+        classes[joined.find(edge.nodes["left"])].append(edge)
+    left_alone = {joined.find(node) for node in alone}
+    for root, members in classes.items():
+        if root not in left_alone and len({id(e.planner) for e in members}) > 1:
+            _decide_class(members)
+
+
+def _decide_class(edges: list[_Edge]) -> None:
+    """The writes of one class of values: see :func:`decide_across`."""
+    seen_as: dict[Node, tuple[_Edge, str]] = {}                  # a node, through one of its links
+    flows: dict[Node, list[tuple[_Edge, str]]] = defaultdict(list)  # node -> (link, side it may write)
+    for e in edges:
+        for side in SIDES:
+            seen_as.setdefault(e.nodes[side], (e, side))
+            if e.fm.flows_to(other(side)):
+                flows[e.nodes[side]].append((e, other(side)))
+    changed = sorted({e.nodes[side] for e in edges for side in SIDES if e.changed(side)}, key=str)
+    if not changed:
+        return  # nothing edited: each mapping settles what its two sides agree on
+
+    def value_of(node: Node) -> str:
+        e, side = seen_as[node]
+        return jsonutil.dumps(e.value(side))
+
+    def time_of(node: Node) -> Any:
+        e, side = seen_as[node]
+        return e.planner.tr.edit_time(side, e.record(side).data, e.record(side).last_changed)
+
+    reach = {c: _reach(c, flows) for c in changed}
+    key = dict(zip(changed, edit_order([time_of(c) for c in changed]), strict=True))
+    # a change downstream of a one-way link loses to the change upstream of it, as with two systems
+    upstream = [c for c in changed if not any(c in reach[d] and d not in reach[c] for d in changed)] or changed
+    winner = _winner(upstream, key, edges, value_of)
+    if winner is None:  # for a person to decide: a conflict on each link whose sides differ, nothing written
+        for e in edges:
+            if e.value("left") != e.value("right"):
+                e.planner.decided[(e.link.id, e.fm.name)] = Decision(conflict=True)
+        return
+    writes = _spread([winner, *sorted((c for c in changed if c != winner), key=key.__getitem__, reverse=True)],
+                     flows, seen_as)
+    written = {e.nodes[side] for e, values in writes.items() for side in values}
+    for e in edges:
+        decision = Decision(writes=writes.get(e, {}))
+        value = e.value("left")
+        if not decision.writes and not written & set(e.nodes.values()) and value == e.value("right"):
+            shadow = e.link.shadow.get(e.fm.name, _MISSING)
+            if shadow is _MISSING or shadow != value or e.link.diverges(e.fm.name):
+                decision.settle = value
+        e.planner.decided[(e.link.id, e.fm.name)] = decision  # a link whose other side another mapping
+        # writes settles at the next plan (sync plans again at once)
+
+
+def _reach(start: Node, flows: dict[Node, list[tuple[_Edge, str]]]) -> set[Node]:
+    """The members a value at START may travel to."""
+    found, queue = {start}, [start]
+    while queue:
+        for e, side in flows[queue.pop()]:
+            if e.nodes[side] not in found:
+                found.add(e.nodes[side])
+                queue.append(e.nodes[side])
+    return found
+
+
+def _winner(pool: list[Node], key: dict[Node, Any], edges: list[_Edge], value_of: Any) -> Node | None:
+    """The change that wins, or None for a person to decide. Two changes on one link's two sides:
+    that field's policy, as with two systems. More, or further apart: the newest edit when every
+    mapping says ``newest`` (a tie of two linked values: that link's ``tie_break``)."""
+    best = max(pool, key=key.__getitem__)
+    if len({value_of(n) for n in pool}) == 1:
+        return best
+    if len(pool) == 2 and (edge := _between(pool, edges)) is not None:
+        policy = edge.fm.conflict
+        if policy == "newest":
+            left, right = key[edge.nodes["left"]], key[edge.nodes["right"]]
+            policy = "left" if left > right else "right" if right > left else edge.fm.tie_break
+        return None if policy == "manual" else edge.nodes[policy]
+    if any(e.fm.conflict != "newest" for e in edges):
+        return None
+    top = [n for n in pool if key[n] == key[best]]
+    if len({value_of(n) for n in top}) == 1:
+        return best
+    edge = _between(top, edges) if len(top) == 2 else None
+    return edge.nodes[edge.fm.tie_break] if edge is not None and edge.fm.tie_break != "manual" else None
+
+
+def _between(pair: list[Node], edges: list[_Edge]) -> _Edge | None:
+    return next((e for e in edges if set(e.nodes.values()) == set(pair)), None)
+
+
+def _spread(origins: list[Node], flows: dict[Node, list[tuple[_Edge, str]]],
+            seen_as: dict[Node, tuple[_Edge, str]]) -> dict[_Edge, dict[str, Any]]:
+    """Each origin's value, in turn, to every member it reaches that no earlier origin reached,
+    translated hop by hop (a value map or a normaliser of each mapping on the way applies).
+    Returns the writes: link -> side -> canonical value, one write per member that differs."""
+    future: dict[tuple[str, str, str], dict[str, Any]] = {}  # records as the plan leaves them
+
+    def record_of(node: Node) -> dict[str, Any]:
+        if node[:3] not in future:
+            e, side = seen_as[node]
+            future[node[:3]] = dict(e.record(side).data)
+        return future[node[:3]]
+
+    writes: dict[_Edge, dict[str, Any]] = defaultdict(dict)
+    reached: set[Node] = set()
+    for origin in origins:
+        if origin in reached:
+            continue
+        reached.add(origin)
+        queue = [origin]
+        while queue:
+            node = queue.pop(0)
+            for e, side in flows[node]:
+                target = e.nodes[side]
+                if target in reached:
+                    continue
+                tr, name = e.planner.tr, e.fm.name
+                try:
+                    value = tr.canonical(other(side), record_of(node)).get(name)
+                    if value != tr.canonical(side, record_of(target)).get(name):
+                        record_of(target).update(tr.to_raw(side, {name: value}, record_of(target)))
+                        writes[e][side] = value
+                except TranslationError:
+                    continue  # not translatable this way: another link may reach it
+                reached.add(target)
+                queue.append(target)
+    return writes

@@ -1,8 +1,10 @@
 """``run_sync``: pull both sides of the mappings, settle interrupted writes, plan, apply.
 
 Used by ``syncengine sync``, and meant for the daemon and ``migrate``: one call, one result.
-Writes apply skipped because their target changed since the plan are planned again once, from
-what the targets hold now.
+Writes apply skipped because their target changed since the plan are planned again, from what
+the targets hold now; where mappings share an entity (a star, chain or ring of systems) the run
+plans again after its writes, up to once per mapping, so a record created on the hub reaches the
+far spoke and every link settles in the same run.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 from .config import Config
 from .mapping import SIDES, Mapping, load_mappings, prepare
 from .mirror import Mirror
-from .plan import Plan, make_plan
+from .plan import Plan, components, make_plan
 from .pull import Progress, PullResult, pull
 from .push import DEFAULT_WORKERS, ApplyResult, Pusher, apply_plan, holding
 from .types import EntitySchema
@@ -98,11 +100,22 @@ def run_sync(config: Config, names: Iterable[str] | None = None, *, mirror: Mirr
             result.apply = apply_plan(config, plan, mirror=mirror, workers=workers, job=job, check=False,
                                       prepared=prepared, should_stop=should_stop, locked=True)
             result.run_id = result.apply.run_id
-            if result.apply.stale:  # targets changed under the plan: the mirror has them now, plan them again
-                again = make_plan(mirror, prepared)
-                result.apply.absorb(apply_plan(config, again, mirror=mirror, workers=workers, job=job, check=False,
-                                               prepared=prepared, should_stop=should_stop, locked=True))
-                result.notes += again.notes
+            shared = {name for group in components([m for m, _ in prepared]) if len(group) > 1 for name in group}
+            last, done = result.apply, plan
+            for _ in range(max(1, len(shared))):
+                # targets changed under the plan: the mirror has them now, plan them again; and where
+                # mappings share an entity, what one wrote goes on through the next (a record created
+                # on the hub reaches the far spoke) and links another mapping wrote settle, in this run
+                follow = last.writes and not last.failed and any(a.mapping in shared for a in done.writes())
+                if not (last.stale or follow):
+                    break
+                done = make_plan(mirror, prepared)
+                if done.empty:
+                    break
+                last = apply_plan(config, done, mirror=mirror, workers=workers, job=job, check=False,
+                                  prepared=prepared, should_stop=should_stop, locked=True)
+                result.apply.absorb(last)
+                result.notes += done.notes
     if failed:  # the history says what the exit code says
         if result.run_id is None:
             result.run_id = mirror.start_run("sync", " ".join(sorted(skipped)), job)

@@ -16,11 +16,12 @@ from ..types import EntitySchema
 from .loader import dependency_order, load_mappings, mapping_files
 from .normalize import normalize
 from .spec import SIDES, FieldMap, Mapping, SideRef, other
-from .translate import Pending, RefResolver, TranslationError, Translator
+from .translate import EditTime, Pending, RefResolver, TranslationError, Translator, edit_order
 from .validate import validate
 
 __all__ = [
     "SIDES",
+    "EditTime",
     "FieldMap",
     "Mapping",
     "Pending",
@@ -31,6 +32,7 @@ __all__ = [
     "check_all",
     "dependency_order",
     "describe",
+    "edit_order",
     "load_mappings",
     "mapping_files",
     "normalize",

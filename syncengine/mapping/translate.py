@@ -76,6 +76,27 @@ class RefResolver:
         return self._to_raw.get((mapping, int(canonical[1:]), side))
 
 
+@dataclass(frozen=True)
+class EditTime:
+    """When a value was last edited: the CRM's own edit time if it keeps one (naive UTC, to
+    ``precision`` seconds), and when a pull first saw the change."""
+
+    seen: datetime
+    own: datetime | None = None
+    precision: int = 1
+
+
+def edit_order(times: list[EditTime]) -> list[Any]:
+    """Sort keys for TIMES, later edit = greater key, equal keys = a tie. The CRMs' own edit times
+    when every one keeps one, compared at the coarsest precision among them (a minute-precise
+    clock cannot say which edit of that minute came last); else when a pull first saw each change
+    (the start of that pull run, the same for every system of one sync, so pull order cannot decide)."""
+    if all(t.own is not None for t in times):
+        step = max(t.precision for t in times)
+        return [int((t.own - _EPOCH).total_seconds()) // step for t in times if t.own is not None]
+    return [t.seen for t in times]
+
+
 class Translator:
     """Translates one mapping's records, given both sides' schemas."""
 
@@ -212,16 +233,13 @@ class Translator:
             moment = moment.replace(tzinfo=self.zones[side])
         return moment.astimezone(UTC).replace(tzinfo=None)
 
+    def edit_time(self, side: str, record: dict[str, Any], seen: datetime) -> EditTime:
+        """When SIDE's RECORD was last edited, as far as the mirror can tell (SEEN: when a pull saw it)."""
+        return EditTime(seen, self.modified_at(side, record), self.schemas[side].modified_precision)
+
     def newer_side(self, records: dict[str, dict[str, Any]], seen: dict[str, datetime]) -> str | None:
-        """The side edited last, or None for a tie. The CRMs' own edit times when both sides keep
-        one, compared at the coarser precision; else when a pull first saw each change (the start
-        of that pull run, the same for every system of one sync, so pull order cannot decide)."""
-        own = [self.modified_at(side, records[side]) for side in SIDES]
-        times: list[Any] = [seen[side] for side in SIDES]
-        if own[0] and own[1]:
-            step = max(schema.modified_precision for schema in self.schemas.values())
-            times = [int((moment - _EPOCH).total_seconds()) // step for moment in own if moment]
-        left, right = times
+        """The side edited last, or None for a tie (see :func:`edit_order`)."""
+        left, right = edit_order([self.edit_time(side, records[side], seen[side]) for side in SIDES])
         if left == right:
             return None
         return "right" if right > left else "left"

@@ -14,7 +14,6 @@ import pytest
 from syncengine.config import load_config
 from syncengine.sync import run_sync
 
-
 VT_KEY = "vt-sync-key"  # what tests/sync/conftest.py puts in VT_ACCESS_KEY and ALFA_API_KEY
 ALFA_KEY = "alfa-sync-key"
 T0 = (time.time() // 3600 + 2) * 3600 + 10  # later than every cursor; the vtiger clocks are frozen around it
@@ -143,4 +142,14 @@ def test_chain_one_sync_carries_a_change_from_the_first_system_to_the_last(trio,
     t.edit("vt1", 1, "Moved", at=T0)
     assert t.sync() == 2
     assert t.names_of(1) == {"vt1": "Moved", "vt2": "Moved", "alfa": "Moved"}
+    assert t.sync() == 0
+
+
+def test_chain_one_sync_carries_a_new_person_from_the_first_system_to_the_last(trio):
+    """The hub's new record was only planned for the next mapping by the next sync."""
+    t = trio({"vt1_alfa": VT_ALFA.format(vt="vt1", direction="left-to-right"),
+              "alfa_vt2": VT_ALFA.format(vt="vt2", direction="right-to-left")})
+    t.vt1.app.control_write("Contacts", {"lastname": "Newcomer", "email": "new@example.com"})
+    assert t.sync() == 2
+    assert [c["lastname"] for c in t.vt2.app.live_records("Contacts").values()].count("Newcomer") == 1
     assert t.sync() == 0
