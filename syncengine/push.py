@@ -50,6 +50,7 @@ log = logging.getLogger("syncengine.push")
 
 DEFAULT_WORKERS = 4
 UPDATE_CHUNK = 25  # updates re-read in one request before they are written
+ORIGIN_CHUNK = 500  # source records read per query for the origins of a plan's writes
 OUT = cast(sa.Table, OutboxRow.__table__)
 L = cast(sa.Table, LinkRow.__table__)
 
@@ -545,12 +546,14 @@ def _origins(pusher: Pusher, plan: Plan) -> dict[str, str]:
     for (name, source), actions in groups.items():
         mapping, tr = pusher.mapping(name), pusher.translator(name)
         ref = mapping.side(source)
-        ids = {sid for a in actions if (sid := a.left_id if source == "left" else a.right_id) is not None}
+        ids = sorted({sid for a in actions if (sid := a.left_id if source == "left" else a.right_id) is not None})
+        records: dict[str, tuple[dict[str, Any], Any]] = {}
         with pusher.mirror.engine.connect() as conn:
-            records = {rid: (jsonutil.loads(data), changed) for rid, data, changed in conn.execute(
-                sa.select(RecordRow.remote_id, RecordRow.data, RecordRow.last_changed).where(
-                    RecordRow.system == ref.system, RecordRow.entity == ref.entity,
-                    RecordRow.remote_id.in_(sorted(ids))))}
+            for i in range(0, len(ids), ORIGIN_CHUNK):
+                records.update((rid, (jsonutil.loads(data), changed)) for rid, data, changed in conn.execute(
+                    sa.select(RecordRow.remote_id, RecordRow.data, RecordRow.last_changed).where(
+                        RecordRow.system == ref.system, RecordRow.entity == ref.entity,
+                        RecordRow.remote_id.in_(ids[i:i + ORIGIN_CHUNK]))))
             carried = origin_times(conn, ref.system, ref.entity, ids)
         for a in actions:
             sid = a.left_id if source == "left" else a.right_id
