@@ -17,7 +17,7 @@ class Listing:
         # its own connection: a temporary table lives and dies with the connection that made it
         self.conn = mirror.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_TABLE}")
-        self.conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_TABLE} (id VARCHAR(128) PRIMARY KEY)")
+        self.conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_TABLE} (id TEXT PRIMARY KEY)")
         self.qmark = self.conn.dialect.paramstyle == "qmark"
         self.count = 0
 

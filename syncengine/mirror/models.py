@@ -100,8 +100,8 @@ class LinkRow(Base):
     __tablename__ = "links"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     mapping: Mapped[str] = mapped_column(String(128))
-    left_id: Mapped[str] = mapped_column(String(128))
-    right_id: Mapped[str] = mapped_column(String(128))
+    left_id: Mapped[str] = mapped_column(Text)
+    right_id: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16), default="active")
     shadow: Mapped[str] = mapped_column(Text, default="{}")
     bases: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -126,16 +126,16 @@ class OutboxRow(Base):
     __tablename__ = "outbox"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     plan_id: Mapped[str] = mapped_column(String(64))
-    key: Mapped[str] = mapped_column(String(400))
+    key: Mapped[str] = mapped_column(Text)
     run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     mapping: Mapped[str] = mapped_column(String(128))
     op: Mapped[str] = mapped_column(String(16))          # create | update | delete
     side: Mapped[str] = mapped_column(String(8))          # the side written: left | right
     system: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(128))
-    remote_id: Mapped[str | None] = mapped_column(String(128), nullable=True)  # target; known after a create
-    left_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    right_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    remote_id: Mapped[str | None] = mapped_column(Text, nullable=True)  # target; known after a create
+    left_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    right_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     payload: Mapped[str] = mapped_column(Text, default="{}")   # raw values sent
     settles: Mapped[str] = mapped_column(Text, default="{}")   # canonical values the shadow takes
     match: Mapped[str | None] = mapped_column(Text, nullable=True)  # how to find a create after a crash
@@ -186,7 +186,7 @@ class ParkedRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     mapping: Mapped[str] = mapped_column(String(128))
     side: Mapped[str] = mapped_column(String(8))
-    remote_id: Mapped[str] = mapped_column(String(128))
+    remote_id: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(16))     # ambiguous | translation | write
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
@@ -210,7 +210,7 @@ class HeldDeleteRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     system: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(128))
-    remote_id: Mapped[str] = mapped_column(String(128))
+    remote_id: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16))
     first_seen: Mapped[datetime] = mapped_column(DateTime)

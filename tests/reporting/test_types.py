@@ -69,6 +69,8 @@ def test_an_old_untyped_mirror_is_migrated_without_losing_rows(emulator, write_c
                      [{"id": str(i)} for i in ids])
         if pg:
             conn.execute(sa.text("ALTER TABLE records ALTER COLUMN remote_id TYPE VARCHAR(128)"))
+            conn.execute(sa.text("ALTER TABLE links ALTER COLUMN left_id TYPE VARCHAR(128)"))  # before 0007
+            conn.execute(sa.text("ALTER TABLE outbox ALTER COLUMN key TYPE VARCHAR(400)"))
         conn.execute(sa.text("DROP TABLE held_deletes"))  # revision 0005's
         conn.execute(sa.text("DROP TABLE provenance"))  # revision 0006's (outbox.origins stays: 0006 keeps it)
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0002'"))
@@ -81,3 +83,4 @@ def test_an_old_untyped_mirror_is_migrated_without_losing_rows(emulator, write_c
         assert sorted(conn.execute(sa.text("SELECT id FROM alfa_customer")).scalars()) == sorted(int(i) for i in ids)
     if pg:
         assert catalog_types(engine, "records")["remote_id"] == "text"
+        assert catalog_types(engine, "links")["left_id"] == catalog_types(engine, "outbox")["key"] == "text"
