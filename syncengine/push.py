@@ -542,6 +542,7 @@ def _origins(pusher: Pusher, plan: Plan) -> dict[str, str]:
     for a in plan.writes():
         if a.op != "delete":
             groups.setdefault((a.mapping, other(a.side)), []).append(a)
+    resolved = {(a.mapping, a.left_id, a.right_id) for a in plan.actions if a.op == "link" and a.closes}
     now = utcnow().isoformat()
     for (name, source), actions in groups.items():
         mapping, tr = pusher.mapping(name), pusher.translator(name)
@@ -561,17 +562,19 @@ def _origins(pusher: Pusher, plan: Plan) -> dict[str, str]:
                 continue
             data, changed = records[sid]
             edited = (tr.modified_at(source, data) or changed).isoformat()
-            try:
-                canon = tr.canonical(source, data)
-            except TranslationError:
-                canon = {}
+            canon: dict[str, Any] | None = None  # only where a resolution may have typed the value
+            if (a.mapping, a.left_id, a.right_id) in resolved:
+                try:
+                    canon = tr.canonical(source, data)
+                except TranslationError:
+                    canon = {}
             origins: dict[str, Any] = {}
             for field_name, value in a.settles.items():
                 fm = mapping.fields.get(field_name)
                 if fm is None or fm.paths.get(a.side) is None or fm.paths[a.side].key not in a.values:
                     continue  # not sent: nothing of it lands on the target
                 path = fm.paths.get(source)
-                if fm.template is None and canon.get(field_name) != value:  # typed to settle a conflict
+                if canon is not None and fm.template is None and canon.get(field_name) != value:  # typed
                     origins[field_name] = {"system": None, "entity": None, "id": None, "path": None,
                                            "edited_at": now}
                 elif path is not None and (sid, str(path)) in carried:

@@ -206,3 +206,24 @@ def test_newest_counts_a_carried_value_as_edited_when_its_origin_was(star):
     titles = (star.vt1.app.live_records("Contacts")[v1]["title"], star.vt2.app.live_records("Contacts")[v2]["title"],
               star.alfa.app.live_records("customer")[a]["legal_name"])
     assert titles == ("vt2 edit",) * 3
+
+
+def test_a_value_typed_to_settle_a_conflict_has_no_origin_system(make_pair):
+    from syncengine.conflicts import conflicts, resolve_conflict
+
+    pair = make_pair(STAR.format(left="vt").replace('conflict = "newest"', 'conflict = "manual"'))
+    v = pair.vt_add(lastname="Noor", email="noor@example.com", title="Start")
+    assert run_sync(pair.config).ok
+    a = next(iter(pair.alfa_customers()))
+    pair.vt_edit(v, title="vtiger edit")
+    pair.alfa_edit(a, legal_name="Alfa edit")
+    run_sync(pair.config)
+    mirror = Mirror(pair.config.mirror_url)
+    (conflict,) = conflicts(mirror)
+    resolve_conflict(mirror, conflict["id"], value="Agreed")
+    assert run_sync(pair.config).ok
+    for system, entity, rid, path in (("vt", "Contacts", v, "title"), ("alfa", "customer", a, "legal_name")):
+        origin = origin_times(mirror, system, entity, [rid])[(rid, path)]
+        assert (origin.system, origin.value) == (None, "Agreed")
+    assert "typed to settle a conflict" in CliRunner().invoke(
+        main, ["--config", str(pair.config_path), "explain", "vt:Contacts", v]).output
