@@ -283,6 +283,14 @@ class Pusher:
                 out[name] = canon[name]
         return out
 
+    def _provenance(self, row: dict[str, Any], record: dict[str, Any]) -> dict[str, tuple[Any, dict[str, Any]]]:
+        """``{path: (value the target stored, origin)}`` of the fields the row wrote (a field the
+        mapping no longer has since the plan is left out)."""
+        fields = self.mapping(row["mapping"]).fields
+        origins = jsonutil.loads(row["origins"]) if row.get("origins") else {}
+        return {str(path): (path.get(record), origin) for name, origin in origins.items()
+                if name in fields and (path := fields[name].paths.get(row["side"])) is not None}
+
     def done(self, row: dict[str, Any], record: dict[str, Any] | None) -> list[str]:
         """The write happened: mirror the returned record, move the link's shadow and the written
         side's base, close the row. Returns the notices of fields stored other than sent."""
@@ -322,12 +330,8 @@ class Pusher:
                     conn.execute(sa.update(L).where(L.c.id == link.id).values(**values))
                 if op == "delete":
                     forget(conn, row["system"], row["entity"], remote_id)
-                elif record is not None and row.get("origins"):
-                    paths = {name: self.mapping(mapping).fields[name].paths[side]
-                             for name in jsonutil.loads(row["origins"])}
-                    record_written(conn, row["system"], row["entity"], remote_id,
-                                   {str(path): (path.get(record), jsonutil.loads(row["origins"])[name])
-                                    for name, path in paths.items()},
+                elif record is not None:
+                    record_written(conn, row["system"], row["entity"], remote_id, self._provenance(row, record),
                                    mapping=mapping, run_id=row["run_id"], now=now)
                 conn.execute(sa.update(OUT).where(OUT.c.key == row["key"], OUT.c.state == "failed").values(
                     state="retried", updated_at=now))
