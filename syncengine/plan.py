@@ -32,6 +32,7 @@ from .deletes import H as HELD
 from .deletes import Held, queue_of
 from .mapping import (
     SIDES,
+    EditTime,
     FieldMap,
     Mapping,
     Pending,
@@ -44,8 +45,9 @@ from .mapping import (
 )
 from .mirror import Mirror
 from .mirror.models import ConflictRow, LinkRow, OutboxRow, RecordRow, utcnow
+from .mirror.provenance import naive, origin_times
 from .parked import ignored_records
-from .types import EntitySchema
+from .types import EntitySchema, Path_
 
 PLAN_VERSION = 1
 API_OPS = ("create", "update", "delete")
@@ -750,12 +752,31 @@ def decide_across(planners: list[MappingPlanner]) -> None:
     for edge in edges:
         classes[joined.find(edge.nodes["left"])].append(edge)
     left_alone = {joined.find(node) for node in alone}
-    for root, members in classes.items():
-        if root not in left_alone and len({id(e.planner) for e in members}) > 1:
-            _decide_class(members)
+    shared = [members for root, members in classes.items()
+              if root not in left_alone and len({id(e.planner) for e in members}) > 1]
+    carried = _carried(planners[0].mirror, [e for members in shared for e in members])
+    for members in shared:
+        _decide_class(members, carried)
 
 
-def _decide_class(edges: list[_Edge]) -> None:
+def _carried(mirror: Mirror, edges: list[_Edge]) -> dict[Node, datetime]:
+    """The origin's edit time of each changed value a sync wrote there and the record still holds
+    (vt1's edit at T1 that a sync copied to Alfa at Ts is T1 on Alfa too, not Ts)."""
+    wanted: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for e in edges:
+        for side in SIDES:
+            if e.changed(side):
+                wanted[e.nodes[side][:2]].add(e.nodes[side][2])
+    out: dict[Node, datetime] = {}
+    for (system, entity), ids in wanted.items():
+        for (rid, path), origin in origin_times(mirror, system, entity, ids).items():
+            parsed = Path_.parse(path)
+            if parsed is not None:
+                out[(system, entity, rid, parsed.key, parsed.index)] = naive(origin.edited_at)
+    return out
+
+
+def _decide_class(edges: list[_Edge], carried: dict[Node, datetime]) -> None:
     """The writes of one class of values: see :func:`decide_across`."""
     seen_as: dict[Node, tuple[_Edge, str]] = {}                  # a node, through one of its links
     flows: dict[Node, list[tuple[_Edge, str]]] = defaultdict(list)  # node -> (link, side it may write)
@@ -772,7 +793,9 @@ def _decide_class(edges: list[_Edge]) -> None:
         e, side = seen_as[node]
         return jsonutil.dumps(e.value(side))
 
-    def time_of(node: Node) -> Any:
+    def time_of(node: Node) -> EditTime:
+        if node in carried:
+            return EditTime(carried[node], carried[node])
         e, side = seen_as[node]
         return e.planner.tr.edit_time(side, e.record(side).data, e.record(side).last_changed)
 
@@ -787,7 +810,7 @@ def _decide_class(edges: list[_Edge]) -> None:
                 e.planner.decided[(e.link.id, e.fm.name)] = Decision(conflict=True)
         return
     writes = _spread([winner, *sorted((c for c in changed if c != winner), key=key.__getitem__, reverse=True)],
-                     flows, seen_as)
+                     flows, reach)
     written = {e.nodes[side] for e, values in writes.items() for side in values}
     for e in edges:
         decision = Decision(writes=writes.get(e, {}))
@@ -838,39 +861,28 @@ def _between(pair: list[Node], edges: list[_Edge]) -> _Edge | None:
 
 
 def _spread(origins: list[Node], flows: dict[Node, list[tuple[_Edge, str]]],
-            seen_as: dict[Node, tuple[_Edge, str]]) -> dict[_Edge, dict[str, Any]]:
-    """Each origin's value, in turn, to every member it reaches that no earlier origin reached,
-    translated hop by hop (a value map or a normaliser of each mapping on the way applies).
-    Returns the writes: link -> side -> canonical value, one write per member that differs."""
-    future: dict[tuple[str, str, str], dict[str, Any]] = {}  # records as the plan leaves them
-
-    def record_of(node: Node) -> dict[str, Any]:
-        if node[:3] not in future:
-            e, side = seen_as[node]
-            future[node[:3]] = dict(e.record(side).data)
-        return future[node[:3]]
-
+            reach: dict[Node, set[Node]]) -> dict[_Edge, dict[str, Any]]:
+    """The writes (link -> side -> canonical value) that carry each origin's value, in turn, to the
+    members it reaches and no earlier origin does. One hop per plan: a value goes on past a member
+    that already holds it, not past one this plan writes — the next plan (``sync`` makes it at once)
+    carries it from there, when the mirror knows where that member's new value came from."""
     writes: dict[_Edge, dict[str, Any]] = defaultdict(dict)
-    reached: set[Node] = set()
+    claimed: set[Node] = set()
     for origin in origins:
-        if origin in reached:
+        if origin in claimed:
             continue
-        reached.add(origin)
-        queue = [origin]
+        mine = reach[origin] - claimed
+        claimed |= mine
+        visited, queue = {origin}, [origin]
         while queue:
             node = queue.pop(0)
             for e, side in flows[node]:
                 target = e.nodes[side]
-                if target in reached:
+                if target in visited or target not in mine:
                     continue
-                tr, name = e.planner.tr, e.fm.name
-                try:
-                    value = tr.canonical(other(side), record_of(node)).get(name)
-                    if value != tr.canonical(side, record_of(target)).get(name):
-                        record_of(target).update(tr.to_raw(side, {name: value}, record_of(target)))
-                        writes[e][side] = value
-                except TranslationError:
-                    continue  # not translatable this way: another link may reach it
-                reached.add(target)
-                queue.append(target)
+                visited.add(target)
+                if e.value(other(side)) != e.value(side):
+                    writes[e][side] = e.value(other(side))
+                else:
+                    queue.append(target)
     return writes

@@ -184,8 +184,6 @@ def alfa_clock(star: Star, epoch: float) -> None:
     star.alfa.app.control_clock(datetime.fromtimestamp(epoch, ZoneInfo("Europe/Moscow")).strftime("%Y-%m-%d %H:%M:%S"))
 
 
-@pytest.mark.xfail(strict=True, reason="newest reads record edit times only until the planner asks origin_times "
-                                       "(issue 13.1's joint planning wires it); remove this mark then")
 def test_newest_counts_a_carried_value_as_edited_when_its_origin_was(star):
     """vt1 edits at T1, vt2 at T2 > T1; a sync of vt1 ↔ Alfa alone then writes vt1's value to Alfa
     at Ts > T2. Alfa's record now looks newest, but its value is vt1's, edited at T1: vt2's later
