@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .config import Config
-from .mapping import SIDES, Mapping, load_mappings, prepare
+from .mapping import SIDES, Mapping, prepare, prepare_mirror
 from .mirror import Mirror
 from .plan import Plan, components, make_plan
 from .pull import Progress, PullResult, pull
@@ -74,9 +74,8 @@ def run_sync(config: Config, names: Iterable[str] | None = None, *, mirror: Mirr
     pull could not read is left alone: nothing written, nothing parked, one line in ``failed``.
     ``should_stop`` (the daemon's SIGTERM) is asked before each write; writes not started are
     left for the next run."""
-    load_mappings(config, names)  # what the files alone show is wrong is refused before the mirror is created
-    mirror = mirror or Mirror(config.mirror_url)
-    prepared = prepare(config, names, mirror)  # then each field against both sides' describe
+    # what the files show, then each field against both sides' describe, before a mirror is created
+    prepared, mirror = prepare_mirror(config, names, mirror)
     if pull_first:
         targets = sorted({str(m.side(s)) for m, _ in prepared for s in SIDES})
         pulled = pull(config, targets, full=full, mirror=mirror, job=job, progress=progress)

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from .config import Config
 from .errors import UsageError
 from .jsonutil import dumpb
-from .mapping import SIDES, Mapping, load_mappings, mapping_files, other, prepare, validate
+from .mapping import SIDES, Mapping, load_mappings, mapping_files, other, prepare_mirror, validate
 from .mapping.spec import SideRef
 from .mirror import Mirror
 from .mirror.models import LinkRow, OutboxRow
@@ -148,8 +148,7 @@ def migrate(config: Config, source: SideRef, target: SideRef, *, mapping_file: s
     """Copy SOURCE to TARGET (and what it references) one way; safe to run again to resume."""
     started = time.monotonic()
     config, name = find_mapping(config, source, target, mapping_file)
-    mirror = mirror or Mirror(config.mirror_url)
-    prepared = prepare(config, [name], mirror)
+    prepared, mirror = prepare_mirror(config, [name], mirror)  # a refused mapping makes no mirror
     sources: dict[str, str] = {}
     for mapping, schemas in prepared:
         sources[mapping.name] = one_way(mapping, source.system)

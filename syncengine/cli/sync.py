@@ -58,15 +58,11 @@ def plan_command(config: Config, name: str | None, out: str | None, as_json: boo
       syncengine plan contacts --pull --out contacts.plan
       syncengine apply contacts.plan
     """
-    from ..mapping import load_mappings, prepare, resolve_names
-    from ..mirror import Mirror
+    from ..mapping import prepare_mirror, resolve_names
     from ..plan import make_plan
     from ..pull import pull
 
-    names = resolve_names(config, name)
-    load_mappings(config, names)  # a broken mapping is refused before the mirror is created
-    mirror = Mirror(config.mirror_url)
-    prepared = prepare(config, names, mirror)
+    prepared, mirror = prepare_mirror(config, resolve_names(config, name))  # a refused mapping makes no mirror
     if pull_first:
         targets = sorted({str(m.side(s)) for m, _ in prepared for s in ("left", "right")})
         pulled = pull(config, targets, mirror=mirror)

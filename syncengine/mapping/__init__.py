@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from ..config import Config
 from ..connectors import Connector, connect
 from ..errors import AuthError, ConfigError, ConnectorError, UsageError
+from ..mirror import Mirror, mirror_exists
 from ..types import EntitySchema
 from .loader import dependency_order, load_mappings, mapping_files
 from .normalize import normalize
@@ -38,6 +39,7 @@ __all__ = [
     "normalize",
     "other",
     "prepare",
+    "prepare_mirror",
     "resolve_names",
     "schema_for",
     "validate",
@@ -109,6 +111,22 @@ def prepare(config: Config, names: Iterable[str] | None, mirror) -> list[tuple[M
         validate(mapping, schemas)
         prepared.append((mapping, schemas))
     return prepared
+
+
+def prepare_mirror(config: Config, names: Iterable[str] | None,
+                   mirror: Mirror | None = None) -> tuple[list[tuple[Mapping, dict[str, EntitySchema]]], Mirror]:
+    """``prepare``, then the mirror (MIRROR, or the one ``[mirror] url`` names): a mapping refused
+    while no mirror exists yet creates none. An existing mirror lends its schema cache; a new one
+    is made once the mappings are accepted and keeps the schemas described for them."""
+    if mirror is not None or mirror_exists(config.mirror_url):
+        mirror = mirror or Mirror(config.mirror_url)
+        return prepare(config, names, mirror), mirror
+    prepared = prepare(config, names, None)
+    mirror = Mirror(config.mirror_url)
+    for mapping, schemas in prepared:
+        for side, schema in schemas.items():
+            mirror.save_schema(mapping.side(side).system, schema)
+    return prepared, mirror
 
 
 def check_all(config: Config, jobs: Iterable[str] | None = None, *, mirror=None,

@@ -57,6 +57,22 @@ def create_engine(url: str) -> sa.Engine:
         raise UsageError(f"mirror.url: cannot use this database URL ({exc})") from None
 
 
+def exists(url: str) -> bool:
+    """Whether a mirror was made at URL (the engine tables are there); creates nothing, not even
+    the SQLite file."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and (
+            parsed.database in (None, "", ":memory:") or not Path(str(parsed.database)).exists()):
+        return False
+    engine = create_engine(url)
+    try:
+        return sa.inspect(engine).has_table("alembic_version")
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
 def upgrade(engine: sa.Engine) -> tuple[str | None, str | None]:
     """Bring the engine tables to the newest revision; returns (revision before, head)."""
     cfg = alembic_config()

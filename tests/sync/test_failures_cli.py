@@ -9,9 +9,16 @@ import subprocess
 import sys
 import time
 
+import pytest
+import sqlalchemy as sa
+
+from syncengine.config import load_config
+from syncengine.errors import ConfigError
+from syncengine.mapping import SideRef
 from syncengine.scheduler import Daemon
 from syncengine.status import collect
 from syncengine.sync import run_sync
+from syncengine.transfer import migrate
 
 SYNCENGINE = [sys.executable, "-c", "from syncengine.cli import main; main()"]
 
@@ -151,4 +158,59 @@ def test_plan_refuses_a_broken_mapping_before_the_mirror_is_created(pair, tmp_pa
                                    'payer = { right = "legal_name", template = "{lastname!z}" }\n', encoding="utf-8")
     done = syncengine(pair, "plan")
     assert done.returncode == 2 and "fields.payer.template: {lastname!z} is not a field placeholder" in done.stderr
+    assert not (tmp_path / "mirror.db").exists()
+
+
+BROKEN_AT_DESCRIBE = ('left = "vt:Contacts"\nright = "alfa:customer"\nmatch_on = ["email"]\n[fields]\n'
+                      'email = { left = "email", right = "email[0]" }\n'
+                      'nick = { left = "nickname_vt_lacks", right = "name" }\n')
+
+
+@pytest.mark.parametrize("command", [
+    ["sync"], ["sync", "--dry-run"], ["sync", "contacts"], ["plan"], ["plan", "--pull"], ["check"],
+    ["migrate", "--from", "vt:Contacts", "--to", "alfa:customer", "--mapping", "MAPPING"],
+    ["migrate", "--from", "vt:Contacts", "--to", "alfa:customer", "--mapping", "MAPPING", "--dry-run"]])
+def test_a_mapping_only_describe_refuses_leaves_no_mirror_behind(make_pair, tmp_path, command):
+    """Issue 14.6: a mapping refused because a CRM lacks a field it names creates no mirror."""
+    pair = make_pair(BROKEN_AT_DESCRIBE)
+    command = [str(pair.mapping_file()) if arg == "MAPPING" else arg for arg in command]
+    done = syncengine(pair, *command)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "nickname_vt_lacks" in done.stderr
+    assert not (tmp_path / "mirror.db").exists()
+
+
+def test_a_daemon_refuses_a_mapping_only_describe_refuses_and_leaves_no_mirror(make_pair, tmp_path):
+    pair = make_pair(BROKEN_AT_DESCRIBE)
+    with pytest.raises(ConfigError, match="nickname_vt_lacks"):
+        Daemon(pair.config)
+    assert not (tmp_path / "mirror.db").exists()
+
+
+def test_on_postgresql_a_refused_mapping_creates_nothing_in_a_fresh_schema(emulator, write_config, postgres_url):
+    vt, alfa = emulator("vtiger", records=0, access_key="vk"), emulator("alfacrm", records=0, api_key="ak")
+    path = write_config(postgres_url, {
+        "vt": {"kind": "vtiger", "url": vt.url, "username": "admin", "access_key": "vk", "entities": ["Contacts"]},
+        "alfa": {"kind": "alfacrm", "url": alfa.url, "email": "admin@example.com", "api_key": "ak",
+                 "entities": ["customer"]}})
+    (path.parent / "mappings").mkdir(exist_ok=True)
+    (path.parent / "mappings" / "contacts.toml").write_text(BROKEN_AT_DESCRIBE, encoding="utf-8")
+    config = load_config(path)
+    for attempt in (lambda: run_sync(config), lambda: run_sync(config, dry_run=True),
+                    lambda: migrate(config, SideRef("vt", "Contacts"), SideRef("alfa", "customer"))):
+        with pytest.raises(ConfigError, match="nickname_vt_lacks"):
+            attempt()
+    engine = sa.create_engine(postgres_url)
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+
+
+def test_a_refused_config_leaves_no_mirror_behind(pair, tmp_path):
+    text = pair.config_path.read_text(encoding="utf-8")
+    pair.config_path.write_text(text.replace("[systems.vt]", "[systems.vt]\ntimeout = 0", 1), encoding="utf-8")
+    for command in (["sync"], ["pull"], ["plan"], ["check"], ["status"]):
+        done = syncengine(pair, *command)
+        assert done.returncode == 2 and "timeout" in done.stderr, (command, done.stderr)
     assert not (tmp_path / "mirror.db").exists()
