@@ -9,11 +9,14 @@ the target (``connector.search`` on the ``match_on`` values, else the mirror aft
 never creates it twice, and adopts a found record only when it carries what that create wrote.
 Updates are idempotent and deletes treat "already gone" as done.
 
-Before an update the target record is read again (a batch per chunk of updates): if a field the
-update writes no longer holds what the plan saw, the write is not sent (``stale``), the fresh
-record goes to the mirror and ``sync`` plans it again. After a write, what the target *returned* is
-compared with what was sent: a field it stored differently (cut, rounded) becomes that side's base
-on the link, reported once as a notice, and is never sent back.
+Right before each update its target record is read again by id (none of the CRMs has a
+conditional write, so the check cannot travel with the write; one read per update keeps the gap
+to a round trip): if a field the update writes no longer holds what the plan saw, the write is
+not sent (``stale``), the fresh record goes to the mirror and ``sync`` plans it again.
+
+After a write, what the target *returned* is compared with what was sent: a field it stored
+differently (cut, rounded) becomes that side's base on the link, reported once as a notice, and
+is never sent back.
 
 Writes to one system run on a small thread pool; the system's ``RequestBudget`` (``rate_limit``)
 paces them. A write the CRM refuses is ``failed``, its record *parked* with the error, and the
@@ -49,7 +52,6 @@ from .types import EntitySchema
 log = logging.getLogger("syncengine.push")
 
 DEFAULT_WORKERS = 4
-UPDATE_CHUNK = 25  # updates re-read in one request before they are written
 ORIGIN_CHUNK = 500  # source records read per query for the origins of a plan's writes
 OUT = cast(sa.Table, OutboxRow.__table__)
 L = cast(sa.Table, LinkRow.__table__)
@@ -159,30 +161,10 @@ class Pusher:
             connector.close()
 
     # -- one write -------------------------------------------------------------------------
-    def execute_all(self, rows: list[dict[str, Any]], result: ApplyResult) -> None:
-        """ROWS in order; updates (one entity's) re-read their targets first, in one request."""
-        if self.should_stop is not None and self.should_stop():
-            with self.lock:
-                result.skipped += len(rows)  # left pending: the next run's plan supersedes them
-            return
-        current: dict[str, dict[str, Any]] | None = None
-        updates = [r for r in rows if r["op"] == "update"]
-        if updates:
-            try:
-                found = self.connector(updates[0]["system"]).fetch(updates[0]["entity"],
-                                                                   [r["remote_id"] for r in updates])
-            except ConnectorError as exc:
-                for row in updates:
-                    self.failed(row, exc, result)
-                return
-            current = {str(r["id"]): r for r in found}
-        for row in rows:
-            self.execute(row, result, current)
-
-    def execute(self, row: dict[str, Any], result: ApplyResult,
-                current: dict[str, dict[str, Any]] | None = None) -> None:
-        """Mark SENT, call the API, record the outcome; a refusal parks the record. An update whose
-        target (CURRENT: re-read records by id) changed since the plan is not sent."""
+    def execute(self, row: dict[str, Any], result: ApplyResult) -> None:
+        """Mark SENT, call the API, record the outcome; a refusal parks the record. An update first
+        re-reads its target by id, right before its own write: if the target changed since the plan,
+        it is not sent."""
         op, system, entity = row["op"], row["system"], row["entity"]
         if self.should_stop is not None and self.should_stop():
             with self.lock:
@@ -204,19 +186,20 @@ class Pusher:
             with self.lock:
                 result.skipped += 1
             return
-        if op == "update" and current is not None:
-            changed = self._changed_since_plan(row, current.get(str(row["remote_id"])))
-            if changed:
-                self._stale(row, current.get(str(row["remote_id"])), changed, result)
-                return
         self._set_state(row["id"], "sent", attempts=row["attempts"] + 1)
         connector = self.connector(system)
         payload = jsonutil.loads(row["payload"])
         try:
-            if op == "create":
-                record = connector.create(entity, payload)
-            elif op == "update":
+            if op == "update":  # read as late as can be: only the compare lies between it and the write
+                found = connector.fetch(entity, [row["remote_id"]])
+                current = found[0] if found else None
+                changed = self._changed_since_plan(row, current)
+                if changed:
+                    self._stale(row, current, changed, result)
+                    return
                 record = connector.update(entity, row["remote_id"], payload)
+            elif op == "create":
+                record = connector.create(entity, payload)
             else:
                 connector.delete(entity, row["remote_id"])
                 record = None
@@ -673,26 +656,15 @@ def _apply_state_actions(mirror: Mirror, plan: Plan) -> None:
 
 
 def _run_concurrently(pusher: Pusher, rows: list[dict[str, Any]], result: ApplyResult) -> None:
-    """One small pool per target system; the systems run side by side. Updates go in chunks of
-    one entity, each re-reading its targets in one request before writing them."""
+    """One small pool per target system; the systems run side by side."""
     by_system: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_system.setdefault(row["system"], []).append(row)
     workers = {system: min(pusher.workers, pusher.connector(system).max_concurrency or pusher.workers)
                for system in by_system}
     pools = {system: ThreadPoolExecutor(n, thread_name_prefix=f"push-{system}") for system, n in workers.items()}
-    tasks: list[list[dict[str, Any]]] = []
-    updates: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in rows:
-        if row["op"] == "update":
-            updates.setdefault((row["system"], row["entity"]), []).append(row)
-        else:
-            tasks.append([row])
-    for (system, _), group in updates.items():
-        size = max(1, min(UPDATE_CHUNK, -(-len(group) // workers[system])))
-        tasks += [group[i:i + size] for i in range(0, len(group), size)]
     try:
-        futures = [pools[task[0]["system"]].submit(pusher.execute_all, task, result) for task in tasks]
+        futures = [pools[row["system"]].submit(pusher.execute, row, result) for row in rows]
         for future in futures:
             future.result()
     finally:

@@ -263,6 +263,7 @@ class EmulatorServer(BackgroundServer):
         self._random = random.Random(self.faults.seed)
         self._window: list[float] = []  # request times in the last second, for rate_limit
         self._fail_next: list[tuple[str | None, int, bool]] = []  # (operation or None, count, after)
+        self._after: list[tuple[str, int, Callable[[], Any]]] = []  # (operation, requests to go, action)
         self._workers = threading.BoundedSemaphore(app.workers) if app.workers else None
         self._in_flight = 0
         self.peak_in_flight = 0  # most CRM requests served at the same moment
@@ -276,6 +277,25 @@ class EmulatorServer(BackgroundServer):
         """
         with self._stats_lock:
             self._fail_next.append((operation, count, after))
+
+    def after_request(self, operation: str, action: Callable[[], Any], *, nth: int = 1) -> None:
+        """Run ACTION once, right after the NTH request of OPERATION from now is carried out and
+        before it is answered: a CRM user's edit landing between two requests of the engine."""
+        with self._stats_lock:
+            self._after.append((operation, int(nth), action))
+
+    def _run_after(self, operation: str) -> None:
+        due = []
+        with self._stats_lock:
+            waiting = []
+            for op, left, action in self._after:
+                if op == operation and left <= 1:
+                    due.append(action)
+                else:
+                    waiting.append((op, left - (op == operation), action))
+            self._after = waiting
+        for action in due:
+            action()
 
     def _take_failure(self, operation: str) -> bool | None:
         """None: no failure due; else whether it comes after handling."""
@@ -342,6 +362,7 @@ class EmulatorServer(BackgroundServer):
             with self.app.lock:
                 self.app.expire_sessions()
         response = self.app.handle(request)
+        self._run_after(operation)
         if roll(f.broken_json_rate) and response.body:
             response.body = response.body[: len(response.body) // 2]
         return response
