@@ -29,7 +29,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -52,6 +52,7 @@ from .types import EntitySchema
 log = logging.getLogger("syncengine.push")
 
 DEFAULT_WORKERS = 4
+WriteProgress = Callable[[str, int, int], None]  # (system:entity, writes finished, writes planned)
 ORIGIN_CHUNK = 500  # source records read per query for the origins of a plan's writes
 OUT = cast(sa.Table, OutboxRow.__table__)
 L = cast(sa.Table, LinkRow.__table__)
@@ -471,15 +472,16 @@ def holding(mirror: Mirror, names: Iterable[str]) -> Iterator[None]:
 def apply_plan(config: Config, plan: Plan, *, mirror: Mirror | None = None, workers: int = DEFAULT_WORKERS,
                job: str | None = None, check: bool = True,
                prepared: list[tuple[Mapping, dict[str, EntitySchema]]] | None = None,
-               should_stop: Callable[[], bool] | None = None, locked: bool = False) -> ApplyResult:
+               should_stop: Callable[[], bool] | None = None, locked: bool = False,
+               progress: WriteProgress | None = None) -> ApplyResult:
     """Carry out PLAN exactly. Refused if the mirror moved since it was made; a plan interrupted
     half-way is resumed (its done writes are not repeated). ``locked``: the caller holds the
-    mappings' sync locks already."""
+    mappings' sync locks already. ``progress(target, finished, planned)`` after each write."""
     mirror = mirror or Mirror(config.mirror_url)
     if not locked:
         with holding(mirror, plan.mappings):
             return apply_plan(config, plan, mirror=mirror, workers=workers, job=job, check=check,
-                              prepared=prepared, should_stop=should_stop, locked=True)
+                              prepared=prepared, should_stop=should_stop, locked=True, progress=progress)
     started = time.monotonic()
     prepared = prepared if prepared is not None else prepare(config, plan.mappings, mirror)
     with mirror.engine.connect() as conn:
@@ -506,7 +508,7 @@ def apply_plan(config: Config, plan: Plan, *, mirror: Mirror | None = None, work
         with mirror.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(sa.select(OUT).where(
                 OUT.c.plan_id == plan.id, OUT.c.state == "pending").order_by(OUT.c.id))]
-        _run_concurrently(pusher, rows, result)
+        _run_concurrently(pusher, rows, result, progress)
         _park_issues(mirror, plan)
     except BaseException as exc:
         error = str(exc) or type(exc).__name__
@@ -655,8 +657,23 @@ def _apply_state_actions(mirror: Mirror, plan: Plan) -> None:
                     created_at=now))
 
 
-def _run_concurrently(pusher: Pusher, rows: list[dict[str, Any]], result: ApplyResult) -> None:
+def _run_concurrently(pusher: Pusher, rows: list[dict[str, Any]], result: ApplyResult,
+                      progress: WriteProgress | None = None) -> None:
     """One small pool per target system; the systems run side by side."""
+    planned = Counter(f"{row['system']}:{row['entity']}" for row in rows)
+    finished: Counter[str] = Counter()
+    counting = threading.Lock()
+
+    def report(row: dict[str, Any]) -> Callable[[Future[None]], None]:
+        target = f"{row['system']}:{row['entity']}"
+
+        def done(future: Future[None]) -> None:
+            if progress is not None and not future.cancelled():
+                with counting:
+                    finished[target] += 1
+                    progress(target, finished[target], planned[target])
+        return done
+
     by_system: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_system.setdefault(row["system"], []).append(row)
@@ -665,6 +682,8 @@ def _run_concurrently(pusher: Pusher, rows: list[dict[str, Any]], result: ApplyR
     pools = {system: ThreadPoolExecutor(n, thread_name_prefix=f"push-{system}") for system, n in workers.items()}
     try:
         futures = [pools[row["system"]].submit(pusher.execute, row, result) for row in rows]
+        for future, row in zip(futures, rows, strict=True):
+            future.add_done_callback(report(row))
         for future in futures:
             future.result()
     finally:

@@ -17,7 +17,7 @@ from .mapping import SIDES, Mapping, prepare, prepare_mirror
 from .mirror import Mirror
 from .plan import Plan, components, make_plan
 from .pull import Progress, PullResult, pull
-from .push import DEFAULT_WORKERS, ApplyResult, Pusher, apply_plan, holding
+from .push import DEFAULT_WORKERS, ApplyResult, Pusher, WriteProgress, apply_plan, holding
 from .types import EntitySchema
 
 
@@ -67,7 +67,8 @@ class SyncResult:
 def run_sync(config: Config, names: Iterable[str] | None = None, *, mirror: Mirror | None = None,
              job: str | None = None, workers: int = DEFAULT_WORKERS, full: bool = False,
              dry_run: bool = False, pull_first: bool = True, pulled: PullResult | None = None,
-             should_stop: Callable[[], bool] | None = None, progress: Progress | None = None) -> SyncResult:
+             should_stop: Callable[[], bool] | None = None, progress: Progress | None = None,
+             write_progress: WriteProgress | None = None) -> SyncResult:
     """Sync the named mappings (default: all): pull + plan + apply (``dry_run``: no apply).
 
     ``pulled``: the pull the caller made instead (``pull_first=False``). A mapping with a side that
@@ -97,7 +98,8 @@ def run_sync(config: Config, names: Iterable[str] | None = None, *, mirror: Mirr
         result = SyncResult(pull=pulled, plan=plan, recovered=recovered, notes=failed + plan.notes, failed=failed)
         if plan.mappings:
             result.apply = apply_plan(config, plan, mirror=mirror, workers=workers, job=job, check=False,
-                                      prepared=prepared, should_stop=should_stop, locked=True)
+                                      prepared=prepared, should_stop=should_stop, locked=True,
+                                      progress=write_progress)
             result.run_id = result.apply.run_id
             shared = {name for group in components([m for m, _ in prepared]) if len(group) > 1 for name in group}
             last, done = result.apply, plan

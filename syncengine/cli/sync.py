@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +15,7 @@ from ..config import Config
 from ..errors import UsageError
 from ..jsonutil import dumps
 from ..plan_text import plan_lines
-from .base import console, err_console, handles_errors, needs_config, reading_progress
+from .base import console, err_console, handles_errors, needs_config
 
 if TYPE_CHECKING:  # the engine is imported when a command runs: `--help` stays quick
     from ..plan import Plan
@@ -33,6 +35,30 @@ def summary_lines(plan: Plan) -> list[str]:
         parts += [f"{n} {what}" for what, n in counts.items() if n]
         lines.append(f"{name} ({sides.get('left')} ↔ {sides.get('right')}): {', '.join(parts) or 'nothing to do'}")
     return lines + [f"note: {n}" for n in plan.notes]
+
+
+@contextmanager
+def sync_progress(quiet: bool) -> Iterator[tuple[Callable[[str, str, int], None], Callable[[str, int, int], None]]]:
+    """(read, write) callbacks drawing one transient line per entity on a terminal's stderr while
+    a pull reads it and while the push writes to it; nothing when QUIET or not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    tasks: dict[str, Any] = {}
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True,
+                  disable=quiet or not err_console.is_terminal) as progress:
+        def line(key: str, done: int, total: int | None) -> None:
+            if key not in tasks:
+                tasks[key] = progress.add_task(key, total=total)
+            progress.update(tasks[key], completed=done, total=total)
+
+        def read(system: str, entity: str, done: int) -> None:
+            line(f"reading {system}:{entity}", done, None)
+
+        def write(target: str, done: int, planned: int) -> None:
+            line(f"writing {target}", done, planned)
+
+        yield read, write
 
 
 def _print_plan(plan: Plan) -> None:
@@ -108,7 +134,8 @@ def apply_command(config: Config, file: str, workers: int, as_json: bool) -> Non
     except ValueError as exc:
         raise UsageError(f"{file}: {exc}") from None
     mirror = Mirror(config.mirror_url)
-    result = apply_plan(config, plan, mirror=mirror, workers=workers)
+    with sync_progress(as_json) as (_, write):
+        result = apply_plan(config, plan, mirror=mirror, workers=workers, progress=write)
     plan_applied(mirror, cli_user(), plan, result)
     _print_apply(result, as_json)
 
@@ -167,9 +194,10 @@ def sync_command(config: Config, name: str | None, dry_run: bool, full: bool, wo
     from ..mapping import resolve_names
     from ..sync import run_sync
 
-    with reading_progress(as_json) as report:
+    with sync_progress(as_json) as (read, write):
         result = run_sync(config, resolve_names(config, name), job=name if any(j.name == name for j in config.jobs)
-                          else None, workers=workers, full=full, dry_run=dry_run, progress=report)
+                          else None, workers=workers, full=full, dry_run=dry_run, progress=read,
+                          write_progress=write)
     if as_json:
         click.echo(result.plan.to_json().decode() if dry_run else dumps(result.as_dict(), default=str))
     else:

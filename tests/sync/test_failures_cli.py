@@ -11,7 +11,10 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
+from syncengine.cli import main
+from syncengine.cli.base import err_console
 from syncengine.config import load_config
 from syncengine.errors import ConfigError
 from syncengine.mapping import SideRef
@@ -214,3 +217,29 @@ def test_a_refused_config_leaves_no_mirror_behind(pair, tmp_path):
         done = syncengine(pair, *command)
         assert done.returncode == 2 and "timeout" in done.stderr, (command, done.stderr)
     assert not (tmp_path / "mirror.db").exists()
+
+
+def test_sync_and_apply_report_their_writes_as_they_go(pair):
+    """Issue 14.12: the push reports (target, writes finished, writes planned) after each write."""
+    for i in range(5):
+        pair.vt_add(lastname=f"Сидоров{i}", email=f"s{i}@example.com")
+    calls: list[tuple[str, int, int]] = []
+    assert run_sync(pair.config, write_progress=lambda *call: calls.append(call)).ok
+    assert calls == [("alfa:customer", n, 5) for n in range(1, 6)]
+
+
+def test_sync_shows_progress_while_writing_on_a_terminal_only(pair, monkeypatch):
+    for i in range(3):
+        pair.vt_add(lastname=f"Кузнецов{i}", email=f"k{i}@example.com")
+    runner = CliRunner()
+    done = runner.invoke(main, ["--config", str(pair.config_path), "sync", "--dry-run"])
+    assert done.exit_code == 0 and "writing" not in done.stderr and "reading" not in done.stderr  # not a TTY
+    monkeypatch.setattr(err_console, "_force_terminal", True)
+    monkeypatch.setattr(err_console, "is_interactive", True)
+    done = runner.invoke(main, ["--config", str(pair.config_path), "sync", "--json"])
+    assert done.exit_code == 0 and "writing" not in done.stderr  # --json: silent
+    assert json.loads(done.stdout)["ok"]
+    pair.vt_add(lastname="Новиков", email="n@example.com")
+    done = runner.invoke(main, ["--config", str(pair.config_path), "sync"])
+    assert done.exit_code == 0, done.output
+    assert "reading vt:Contacts" in done.stderr and "writing alfa:customer" in done.stderr and "1/1" in done.stderr
