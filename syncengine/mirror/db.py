@@ -20,8 +20,11 @@ _upgraded: set[str] = set()
 
 # Driver-level writes bind datetimes directly; store them the way SQLAlchemy's SQLite types read
 # them back (the sqlite3 default adapters are deprecated since Python 3.12): UTC, without offset.
-sqlite3.register_adapter(datetime, lambda value: (
-    value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value).isoformat(" "))
+def sqlite_time(value: datetime) -> str:
+    return (value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value).isoformat(" ")
+
+
+sqlite3.register_adapter(datetime, sqlite_time)
 sqlite3.register_adapter(date, lambda value: value.isoformat())
 sqlite3.register_adapter(Decimal, str)  # NUMERIC columns keep the digits the CRM gave
 _lock = threading.Lock()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -225,18 +226,20 @@ class RowConverter:
     ``_synced_at``, and ``_extra`` if fields spilled), ready for a driver-level ``executemany``.
     """
 
-    def __init__(self, schema: EntitySchema, layout: Layout):
+    def __init__(self, schema: EntitySchema, layout: Layout, time_text: Callable[[datetime], Any] | None = None):
+        """TIME_TEXT: how the driver writes a datetime (SQLite: the text of ``db.sqlite_time``), applied
+        once per distinct value in the converters' caches instead of by the driver for every row."""
         zone = ZoneInfo(schema.timezone) if schema.timezone not in ("UTC", "") else None
         formats = {f.name: f.format for f in schema.fields}
         # (field, converter); text fields keep a str without NUL as it is, without a call (the common case)
         self.fields = [(c.field, None if c.kind == "text" and c.labels is None
-                        else _converter(c, formats.get(c.field), zone)) for c in layout.columns]
+                        else _converter(c, formats.get(c.field), zone, time_text)) for c in layout.columns]
         self.spilled = layout.spilled
         self.integer_ids = layout.integer_ids
         self.columns = ["id", *(c.name for c in layout.columns), "_deleted", "_synced_at",
                         *(["_extra"] if self.spilled else [])]
 
-    def __call__(self, remote_id: str, record: dict[str, Any], synced_at: datetime,
+    def __call__(self, remote_id: str, record: dict[str, Any], synced_at: Any,
                  deleted: bool = False) -> tuple[Any, ...] | None:
         """The row, or None when an integer-id table gets an id that is not an integer."""
         row: list[Any] = [remote_id]
@@ -266,7 +269,8 @@ class RowConverter:
         return tuple(row)
 
 
-def _converter(c: Column, fmt: str | None, zone: ZoneInfo | None) -> Callable[[Any], Any]:
+def _converter(c: Column, fmt: str | None, zone: ZoneInfo | None,
+               time_text: Callable[[datetime], Any] | None) -> Callable[[Any], Any]:
     if c.labels is not None:
         labels = c.labels
         return lambda v: labels.get(str(v))
@@ -280,11 +284,50 @@ def _converter(c: Column, fmt: str | None, zone: ZoneInfo | None) -> Callable[[A
         return _json
     # dates and times repeat across records, and strptime is slow: each converter keeps a cache
     if c.kind == "date":
-        return lru_cache(4096)((lambda v: datetime.strptime(v, fmt).date()) if fmt else _date)
+        if fmt:
+            read = strptime(fmt)
+            return lru_cache(4096)(lambda v: read(v).date())
+        return lru_cache(4096)(_date)
     if c.kind == "datetime":
-        parse = (lambda v: datetime.strptime(v, fmt)) if fmt else _datetime
+        parse = strptime(fmt) if fmt else _datetime
+        if time_text:
+            return lru_cache(4096)(lambda v: time_text(_to_utc(parse(v), zone)))
         return lru_cache(4096)(lambda v: _to_utc(parse(v), zone))
     return _text
+
+
+_NUMBERS = {"%d": ("day", r"([0-9]{1,2})"), "%m": ("month", r"([0-9]{1,2})"), "%Y": ("year", r"([0-9]{4})"),
+            "%H": ("hour", r"([0-9]{1,2})"), "%M": ("minute", r"([0-9]{1,2})"), "%S": ("second", r"([0-9]{1,2})")}
+
+
+def strptime(fmt: str) -> Callable[[str], datetime]:
+    """``datetime.strptime(value, FMT)`` made once: strptime parses its format again and takes a
+    lock at every call, the slowest step of writing a record. Formats of numbers only (``%d.%m.%Y``,
+    ``%Y-%m-%d %H:%M:%S``) become one regular expression; any other directive keeps strptime."""
+    pattern, order = [], []
+    for part in re.split(r"(%.)", fmt):
+        if part in _NUMBERS and _NUMBERS[part][0] not in order:
+            order.append(_NUMBERS[part][0])
+            pattern.append(_NUMBERS[part][1])
+        elif part.startswith("%"):
+            return lambda value: datetime.strptime(value, fmt)
+        else:  # as strptime: a run of whitespace in the format matches any run of whitespace
+            pattern.append(r"\s+".join(re.escape(piece) for piece in re.split(r"\s+", part)))
+    if not {"year", "month", "day"} <= set(order):
+        return lambda value: datetime.strptime(value, fmt)
+    match = re.compile("".join(pattern)).fullmatch
+    # year … second, taken from the groups; a part the format lacks is the "0" after them
+    pick = itemgetter(*(order.index(n) if n in order else len(order)
+                        for n in ("year", "month", "day", "hour", "minute", "second")))
+
+    def parse(value: str) -> datetime:
+        found = match(value)
+        if found is None:
+            raise ValueError(f"{value!r} does not match {fmt!r}")
+        year, month, day, hour, minute, second = map(int, pick((*found.groups(), "0")))
+        return datetime(year, month, day, hour, minute, second)
+
+    return parse
 
 
 def _text(value: Any) -> str:
@@ -295,6 +338,8 @@ def _text(value: Any) -> str:
 
 
 def _json(value: Any) -> str:
+    if not value and value.__class__ in (list, dict):  # most list fields are empty
+        return "[]" if value.__class__ is list else "{}"
     data = dumpb(value)
     if b"\\u0000" in data:  # nor can jsonb
         data = dumpb(_without_nul(value))
@@ -324,6 +369,8 @@ def _integer(value: Any) -> int:
 
 
 def _decimal(value: Any) -> Decimal:
+    if value.__class__ is int:
+        return Decimal(value)
     number = Decimal(repr(value) if isinstance(value, float) else str(value).strip().replace(",", "."))
     if not number.is_finite():
         raise InvalidOperation(value)
@@ -355,5 +402,5 @@ def _datetime(value: Any) -> datetime:
 def _to_utc(value: datetime, zone: ZoneInfo | None) -> datetime:
     """An aware UTC datetime (SQLite stores it as naive UTC text, see ``db.py``)."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=zone or UTC)
+        return value.replace(tzinfo=UTC) if zone is None else value.replace(tzinfo=zone).astimezone(UTC)
     return value.astimezone(UTC)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -172,7 +172,8 @@ class ReportingTable:
     def __init__(self, dialect: sa.Dialect, system: str, schema: EntitySchema):
         self.layout = reporting.Layout(system, schema)
         self.table = self.layout.table
-        self.to_row = reporting.RowConverter(schema, self.layout)
+        self.time_text: Callable[[datetime], Any] | None = db.sqlite_time if dialect.name == "sqlite" else None
+        self.to_row = reporting.RowConverter(schema, self.layout, self.time_text)
         self.system, self.entity = system, schema.name
         sql = _DriverSql(dialect)
         names = [sql.ident(c) for c in self.to_row.columns]
@@ -273,6 +274,9 @@ class EntityWriter:
         now = utcnow()
         seen = self.seen_at or now
         synced_at = now.replace(tzinfo=UTC)
+        # the batch's times as the driver writes them, made once rather than for every row
+        stamp: Callable[[datetime], Any] = self.reporting.time_text or (lambda value: value)
+        now_value, seen_value, synced_value = stamp(now), stamp(seen), stamp(synced_at)
         counts = Counts()
         prepared: dict[str, tuple[bytes, dict[str, Any]]] = {}
         for record in records:
@@ -295,13 +299,13 @@ class EntityWriter:
                 digest = content_hash(data)
                 old = existing.get(rid)
                 if old is None:
-                    inserts.append((self.system, self.entity, rid, data.decode(), digest, now, seen))
+                    inserts.append((self.system, self.entity, rid, data.decode(), digest, now_value, seen_value))
                 elif old[1] != digest or old[2] is not None:
-                    updates.append((data.decode(), digest, seen, old[0]))
+                    updates.append((data.decode(), digest, seen_value, old[0]))
                 else:
                     counts.unchanged += 1
                     continue
-                if (row := self.to_row(rid, record, synced_at)) is not None:
+                if (row := self.to_row(rid, record, synced_value)) is not None:
                     changed.append(row)
             # Driver-level executemany: the ORM's per-row bookkeeping would cost more than the API.
             if inserts:
