@@ -497,6 +497,7 @@ class AlfaCrmConnector(Connector):
                 yield [str(r["id"]) for r in items]
             return
         scan = _Scan(log_id=self._log_head(entity))
+        scan.exact = False   # a listing of ids commits no cursor: no Log request per checkpoint
         for records, _ in self._scan_pages(entity, scan):
             if records:
                 yield [str(r["id"]) for r in records]

@@ -80,6 +80,7 @@ def test_an_unknown_entity_in_a_mapping_is_a_usage_error_with_the_entities_and_a
     assert "vt has no entity 'Contact'; did you mean Contacts" in err.value.reason
     assert "Accounts" in err.value.reason  # the list to choose from
     assert pair.write_requests() == 0
+    assert not (tmp_path / "mirror.db").exists()
 
 
 def test_the_daemon_refuses_to_start_on_a_job_naming_a_missing_mapping(pair, tmp_path):
@@ -101,8 +102,12 @@ def test_a_side_whose_pull_fails_gets_no_writes_and_nothing_parked(pair, monkeyp
         pair.alfa_add(name=f"Новый{i}", email=[f"n{i}@example.com"])
     writes_before = pair.write_requests()
     monkeypatch.setenv("VT_ACCESS_KEY", "a-wrong-key")
+    pair.vt_server.reset_stats()
 
     result = run_sync(pair.config)
+
+    logins = pair.vt_server.stats_json()["requests"]
+    assert (logins.get("getchallenge", 0), logins.get("login", 0)) == (1, 1)  # one login try in the run
 
     assert not result.ok
     assert pair.write_requests() == writes_before

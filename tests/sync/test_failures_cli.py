@@ -243,3 +243,12 @@ def test_sync_shows_progress_while_writing_on_a_terminal_only(pair, monkeypatch)
     done = runner.invoke(main, ["--config", str(pair.config_path), "sync"])
     assert done.exit_code == 0, done.output
     assert "reading vt:Contacts" in done.stderr and "writing alfa:customer" in done.stderr and "1/1" in done.stderr
+
+
+def test_a_pull_that_failed_exits_1_and_is_recorded_failed(pair):
+    stage(pair)
+    done = syncengine(pair, "pull", "--json", VT_ACCESS_KEY="a-wrong-key")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "login refused" in done.stdout + done.stderr
+    run = collect(pair.config, runs=1)["runs"][0]
+    assert (run["kind"], run["status"]) == ("pull", "failed")
