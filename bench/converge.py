@@ -1,4 +1,5 @@
-"""Three systems in step under random edits: a star vtiger#1 ↔ Alfa CRM ↔ vtiger#2 (issue 13.4).
+"""Three systems in step under random edits: a star vtiger#1 ↔ Alfa CRM ↔ vtiger#2 (issue 13.4),
+or with ``--ring`` the star closed by vtiger#1 ↔ vtiger#2.
 
 Seeds N people in Alfa CRM, lets the first sync copy them to both vtigers, then plays ROUNDS rounds
 of random edits of random fields on all three systems — a share of them clashing: the same field
@@ -8,6 +9,7 @@ every field holds its newest edit, and how many more syncs it takes until a sync
 
     python bench/converge.py                      # 1,000 people, 10 rounds
     python bench/converge.py --records 200 --rounds 5 --seed 3
+    python bench/converge.py --ring               # three mappings: every system linked to both others
 """
 from __future__ import annotations
 
@@ -40,6 +42,17 @@ name  = { left = "lastname", right = "name" }
 email = { left = "email", right = "email[0]", normalize = "email" }
 phone = { left = "phone", right = "phone[0]", normalize = "phone" }
 """
+RING = """
+left = "vt1:Contacts"
+right = "vt2:Contacts"
+direction = "both"
+match_on = ["email"]
+conflict = "newest"
+[fields]
+name  = { left = "lastname", right = "lastname" }
+email = { left = "email", right = "email", normalize = "email" }
+phone = { left = "phone", right = "phone", normalize = "phone" }
+"""
 MAPPINGS = ["vt1_alfa", "vt2_alfa"]
 FIELDS = {"name": {"vt": "lastname", "alfa": "name"}, "phone": {"vt": "phone", "alfa": "phone"}}
 
@@ -47,16 +60,19 @@ FIELDS = {"name": {"vt": "lastname", "alfa": "name"}, "phone": {"vt": "phone", "
 class Star:
     """The three emulators, a config naming them, and edits made the way a CRM user makes them."""
 
-    def __init__(self, records: int):
+    def __init__(self, records: int, ring: bool = False):
         os.environ["VT_KEY"] = os.environ["ALFA_KEY"] = "bench"
         self.vt1 = emulators.start("vtiger", 0, access_key="bench")
         self.vt2 = emulators.start("vtiger", 0, access_key="bench")
         self.alfa = emulators.start("alfacrm", 0, api_key="bench")
         folder = Path(tempfile.mkdtemp(prefix="converge-bench-"))
         (folder / "mappings").mkdir()
+        self.mappings = MAPPINGS + (["vt1_vt2"] if ring else [])
         for name in MAPPINGS:
             (folder / "mappings" / f"{name}.toml").write_text(MAPPING.replace("LEFT", name.split("_")[0]),
                                                               encoding="utf-8")
+        if ring:
+            (folder / "mappings" / "vt1_vt2.toml").write_text(RING, encoding="utf-8")
         systems = "".join(f"""
 [systems.{name}]
 kind = "vtiger"
@@ -132,12 +148,13 @@ def main() -> None:
     parser.add_argument("--edits", type=float, default=0.05, help="share of people edited per round")
     parser.add_argument("--clashes", type=float, default=0.3, help="share of those edited again elsewhere")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--ring", action="store_true", help="add vt1 ↔ vt2: a ring of three mappings")
     args = parser.parse_args()
     rnd = random.Random(args.seed)
-    star = Star(args.records)
+    star = Star(args.records, ring=args.ring)
     try:
         started = time.perf_counter()
-        first = run_sync(star.config, MAPPINGS, mirror=star.mirror)
+        first = run_sync(star.config, star.mappings, mirror=star.mirror)
         print(f"first sync: {writes(first)} writes in {time.perf_counter() - started:.1f} s (ok={first.ok})")
         star.remember_ids()
         expected = {e: {"name": v["name"], "phone": v["phone"]} for e, v in star.read("alfa").items()}
@@ -160,13 +177,13 @@ def main() -> None:
                              else f"+7926{rnd.randrange(10**7):07d}")
                     star.edit(system, email, fieldname, value)
                     expected[email][fieldname] = value
-            result = run_sync(star.config, MAPPINGS, mirror=star.mirror)
+            result = run_sync(star.config, star.mappings, mirror=star.mirror)
             conflicts = sum(1 for a in result.plan.actions if a.op == "conflict")
             total_conflicts += conflicts
             print(f"round {round_no:2}: {len(edited)} edits, {len(later)} clashing; sync wrote {writes(result)}, "
                   f"conflicts {conflicts}, ok={result.ok}")
         extra = 1
-        while writes(run_sync(star.config, MAPPINGS, mirror=star.mirror)) and extra < 6:
+        while writes(run_sync(star.config, star.mappings, mirror=star.mirror)) and extra < 6:
             extra += 1
         held = {system: star.read(system) for system in systems}
         disagree = sum(1 for e in star.emails if len({(held[s][e]["name"], held[s][e]["phone"]) for s in systems}) > 1)
