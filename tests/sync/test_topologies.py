@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from syncengine.config import load_config
+from syncengine.mirror import Mirror
+from syncengine.mirror.models import ConflictRow
 from syncengine.sync import run_sync
 
 VT_KEY = "vt-sync-key"  # what tests/sync/conftest.py puts in VT_ACCESS_KEY and ALFA_API_KEY
@@ -153,3 +156,16 @@ def test_chain_one_sync_carries_a_new_person_from_the_first_system_to_the_last(t
     assert t.sync() == 2
     assert [c["lastname"] for c in t.vt2.app.live_records("Contacts").values()].count("Newcomer") == 1
     assert t.sync() == 0
+
+
+def test_star_a_tie_between_the_spokes_is_for_a_person(trio):
+    """Edited in the same second on both spokes: neither is newer and no one link joins them, so
+    nothing is written and each link whose sides differ shows a conflict (the default tie_break)."""
+    t = trio(star())
+    t.edit("vt1", 0, "One", at=T0)
+    t.edit("vt2", 0, "Two", at=T0)
+    assert t.sync() == 0
+    assert t.names_of(0) == {"vt1": "One", "vt2": "Two", "alfa": "Person0"}
+    with Mirror(load_config(t.path).mirror_url).engine.connect() as conn:
+        opened = conn.execute(sa.select(ConflictRow.mapping, ConflictRow.field, ConflictRow.state)).all()
+    assert sorted(map(tuple, opened)) == [("vt1_alfa", "name", "open"), ("vt2_alfa", "name", "open")]
