@@ -285,3 +285,34 @@ def test_star_a_value_retyped_on_the_hub_counts_from_when_it_was_retyped(trio):
     t.sync()
     t.sync()
     assert t.person("p0@example.com") == {"vt1": ["X"], "vt2": ["X"], "alfa": ["X"]}
+
+
+
+@pytest.mark.xfail(strict=True, reason="plan.py _winner gives up (a person decides) on more than two changes unless "
+                                       "every mapping says newest, though both say the hub wins")
+def test_star_a_fixed_hub_wins_policy_settles_three_edits_without_a_person(trio):
+    """conflict = "right" on both mappings: Alfa, the hub, wins every clash. vt1, vt2 and Alfa all
+    rename the same person. Seen: nothing written, two conflicts open (One/Hub, Two/Hub) for a
+    mapping set up never to need a person; vt1 "One", vt2 "Two", Alfa "Hub" until someone acts."""
+    t = trio(star(conflict="right"))
+    ids = linked(t)
+    t.edit_vt("vt1", ids["vt1"][0], at=T0, lastname="One")
+    t.edit_vt("vt2", ids["vt2"][0], at=T0 + 5, lastname="Two")
+    t.edit_alfa(ids["alfa"][0], name="Hub")
+    t.sync()
+    assert t.person("p0@example.com") == {"vt1": ["Hub"], "vt2": ["Hub"], "alfa": ["Hub"]}
+
+
+@pytest.mark.xfail(strict=True, reason="newest reads the record's modifiedtime as the edit time of each of its "
+                                       "fields (translate.py Translator.edit_time; no field-level history)")
+def test_star_a_later_edit_of_another_field_does_not_make_an_older_name_win(trio):
+    """vt1 renames at T0, vt2 renames at T0+10, then vt1's user edits the title at T0+20. Seen: all
+    three "Older" — vt1's record time T0+20 is taken as the time of its rename."""
+    t = trio(star(extra='title = { left = "title", right = "legal_name" }'), use_log=True)
+    ids = linked(t)
+    t.edit_vt("vt1", ids["vt1"][0], at=T0, lastname="Older")
+    t.edit_vt("vt2", ids["vt2"][0], at=T0 + 10, lastname="Newer")
+    t.edit_vt("vt1", ids["vt1"][0], at=T0 + 20, title="Later title")
+    t.alfa_clock(T0 + 30)
+    t.sync()
+    assert t.person("p0@example.com") == {"vt1": ["Newer"], "vt2": ["Newer"], "alfa": ["Newer"]}
