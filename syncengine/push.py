@@ -132,6 +132,8 @@ class Pusher:
 
     def translator(self, name: str, *, fresh: bool = False) -> Translator:
         """The mapping's translator; ``fresh``: with the links as they are now (recovery, undo)."""
+        if not fresh and name in self.translators:  # no lock: a write's compare never waits for bookkeeping
+            return self.translators[name]
         mapping = self.mapping(name)
         with self.lock:
             if fresh or name not in self.translators:
@@ -191,14 +193,10 @@ class Pusher:
         connector = self.connector(system)
         payload = jsonutil.loads(row["payload"])
         try:
-            if op == "update":  # read as late as can be: only the compare lies between it and the write
-                found = connector.fetch(entity, [row["remote_id"]])
-                current = found[0] if found else None
-                changed = self._changed_since_plan(row, current)
-                if changed:
-                    self._stale(row, current, changed, result)
+            if op == "update":
+                record = self._update_if_unchanged(row, payload, result)
+                if record is None:
                     return
-                record = connector.update(entity, row["remote_id"], payload)
             elif op == "create":
                 record = connector.create(entity, payload)
             else:
@@ -217,6 +215,22 @@ class Pusher:
         with self.lock:
             result.done[(f"{system}:{entity}", op)] += 1
             result.notices += notices
+
+    def _update_if_unchanged(self, row: dict[str, Any], payload: dict[str, Any],
+                             result: ApplyResult) -> dict[str, Any] | None:
+        """Re-read the target by id and write it only if the fields written still hold what the plan
+        saw; None: not sent (``stale``). No CRM here has a conditional write, so the read is made
+        as late as can be: it and the write take consecutive slots of the system's request budget,
+        and only the compare lies between its answer and the write."""
+        connector = self.connector(row["system"])
+        with connector.http.budget.back_to_back(2):
+            found = connector.fetch(row["entity"], [row["remote_id"]])
+            current = found[0] if found else None
+            changed = self._changed_since_plan(row, current)
+            if not changed:
+                return connector.update(row["entity"], row["remote_id"], payload)
+        self._stale(row, current, changed, result)
+        return None
 
     def _changed_since_plan(self, row: dict[str, Any], record: dict[str, Any] | None) -> str | None:
         """How the target's current values of the fields written differ from what the plan saw."""
