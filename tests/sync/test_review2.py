@@ -429,3 +429,47 @@ def test_undo_of_a_star_sync_run_undoes_every_write_that_run_reported(trio):
     out = CliRunner().invoke(main, ["--config", str(t.path), "undo", str(result.run_id)])
     assert out.exit_code == 0, out.output
     assert t.person("p0@example.com") == {"vt1": ["Wrong"], "vt2": ["Person0"], "alfa": ["Person0"]}
+
+
+ALFA_VT = """
+left = "vt:Contacts"
+right = "{alfa}:customer"
+match_on = ["email"]
+conflict = "newest"
+[fields]
+name  = {{ left = "lastname", right = "name" }}
+email = {{ left = "email", right = "email[0]", normalize = "email" }}
+job   = {{ left = "title", right = "legal_name" }}
+"""
+
+
+
+@pytest.mark.xfail(strict=True, reason="plan.py _decide_class: the lossy hub's stored value counts as changed on the "
+                                       "far link (its base there is the old value) and is spread to every member, "
+                                       "its own origin included")
+def test_a_value_a_lossy_hub_cut_is_not_written_back_over_its_origin(emulator, write_config, sqlite_url):
+    """Alfa#1 ↔ vtiger ↔ Alfa#2, job title mapped to Alfa's legal_name (vtiger keeps 50 characters,
+    Alfa any). An Alfa#1 user types a 70-character job title. The sync writes it to vtiger, which
+    stores 50 — and says "kept as that side's base and not sent back" — then the next hop, in the
+    same run, writes the 50-character cut to Alfa#2 and back over Alfa#1's 70 characters.
+    Seen: 50 / 50 / 50; the user's full text is gone from both Alfa CRMs."""
+    vt = emulator("vtiger", records=0, access_key=KEY)
+    a1 = emulator("alfacrm", records=0, api_key=KEY)
+    a2 = emulator("alfacrm", records=0, api_key=KEY)
+    alfa = {"kind": "alfacrm", "email": "admin@example.com", "api_key": KEY, "entities": ["customer"], "use_log": True}
+    path = write_config(sqlite_url, {
+        "vt": {"kind": "vtiger", "url": vt.url, "username": "admin", "access_key": KEY, "entities": ["Contacts"]},
+        "alfa1": {**alfa, "url": a1.url}, "alfa2": {**alfa, "url": a2.url}})
+    (path.parent / "mappings").mkdir(exist_ok=True)
+    for name in ("alfa1", "alfa2"):
+        (path.parent / "mappings" / f"{name}_vt.toml").write_text(ALFA_VT.format(alfa=name), encoding="utf-8")
+    names = ["alfa1_vt", "alfa2_vt"]
+    vt.app.control_write("Contacts", {"lastname": "P", "email": "p@example.com", "title": "Start"})
+    run_sync(load_config(path), names)
+    run_sync(load_config(path), names)
+    (c1,) = a1.app.live_records("customer")
+    with a1.app.lock:
+        a1.app.change("customer", int(c1), {"legal_name": "Ж" * 70})
+    run_sync(load_config(path), names)
+    run_sync(load_config(path), names)
+    assert a1.app.live_records("customer")[c1]["legal_name"] == "Ж" * 70
