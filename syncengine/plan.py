@@ -240,7 +240,10 @@ def make_plan(mirror: Mirror, prepared: list[tuple[Mapping, dict[str, EntitySche
                                doubtful) for mapping, schemas in prepared]
     for group in components([p.mapping for p in planners]):
         if len(group) > 1:
-            decide_across([p for p in planners if p.mapping.name in group])
+            waiting = decide_across([p for p in planners if p.mapping.name in group])
+            if waiting:
+                plan.notes.append(f"{', '.join(sorted(group))}: up to {waiting} value(s) go on to further systems "
+                                  "after these writes (sync carries them in the same run; after apply, the next sync)")
     for planner in planners:
         planner.run()
         plan.actions += planner.actions
@@ -716,7 +719,7 @@ def components(mappings: list[Mapping]) -> list[set[str]]:
     return list(groups.values())
 
 
-def decide_across(planners: list[MappingPlanner]) -> None:
+def decide_across(planners: list[MappingPlanner]) -> int:
     """One decision per stored value for mappings that share an entity.
 
     The values their links tie together (vt1 lastname = Alfa name = vt2 lastname) form a class.
@@ -725,7 +728,7 @@ def decide_across(planners: list[MappingPlanner]) -> None:
     written once, by the mapping that reaches it first. Each mapping alone would see only its own
     two sides and write the hub twice, the older value perhaps last. A class within one mapping, or
     with a conflict waiting for a person or a reference not linked yet, is left to each mapping's
-    own three-way diff."""
+    own three-way diff. Returns how many members wait for a later hop (see :func:`_spread`)."""
     joined = _Joined()
     edges: list[_Edge] = []
     alone: list[Node] = []  # members of classes each mapping decides for itself
@@ -755,8 +758,7 @@ def decide_across(planners: list[MappingPlanner]) -> None:
     shared = [members for root, members in classes.items()
               if root not in left_alone and len({id(e.planner) for e in members}) > 1]
     carried = _carried(planners[0].mirror, [e for members in shared for e in members])
-    for members in shared:
-        _decide_class(members, carried)
+    return sum(_decide_class(members, carried) for members in shared)
 
 
 def _carried(mirror: Mirror, edges: list[_Edge]) -> dict[Node, datetime]:
@@ -776,8 +778,8 @@ def _carried(mirror: Mirror, edges: list[_Edge]) -> dict[Node, datetime]:
     return out
 
 
-def _decide_class(edges: list[_Edge], carried: dict[Node, datetime]) -> None:
-    """The writes of one class of values: see :func:`decide_across`."""
+def _decide_class(edges: list[_Edge], carried: dict[Node, datetime]) -> int:
+    """The writes of one class of values (see :func:`decide_across`); returns the members left to a later hop."""
     seen_as: dict[Node, tuple[_Edge, str]] = {}                  # a node, through one of its links
     flows: dict[Node, list[tuple[_Edge, str]]] = defaultdict(list)  # node -> (link, side it may write)
     for e in edges:
@@ -787,7 +789,7 @@ def _decide_class(edges: list[_Edge], carried: dict[Node, datetime]) -> None:
                 flows[e.nodes[side]].append((e, other(side)))
     changed = sorted({e.nodes[side] for e in edges for side in SIDES if e.changed(side)}, key=str)
     if not changed:
-        return  # nothing edited: each mapping settles what its two sides agree on
+        return 0  # nothing edited: each mapping settles what its two sides agree on
 
     def value_of(node: Node) -> str:
         e, side = seen_as[node]
@@ -808,8 +810,8 @@ def _decide_class(edges: list[_Edge], carried: dict[Node, datetime]) -> None:
         for e in edges:
             if e.value("left") != e.value("right"):
                 e.planner.decided[(e.link.id, e.fm.name)] = Decision(conflict=True)
-        return
-    writes = _spread([winner, *sorted((c for c in changed if c != winner), key=key.__getitem__, reverse=True)],
+        return 0
+    writes, waiting = _spread([winner, *sorted((c for c in changed if c != winner), key=key.__getitem__, reverse=True)],
                      flows, reach)
     written = {e.nodes[side] for e, values in writes.items() for side in values}
     for e in edges:
@@ -821,6 +823,7 @@ def _decide_class(edges: list[_Edge], carried: dict[Node, datetime]) -> None:
                 decision.settle = value
         e.planner.decided[(e.link.id, e.fm.name)] = decision  # a link whose other side another mapping
         # writes settles at the next plan (sync plans again at once)
+    return waiting
 
 
 def _reach(start: Node, flows: dict[Node, list[tuple[_Edge, str]]]) -> set[Node]:
@@ -861,13 +864,15 @@ def _between(pair: list[Node], edges: list[_Edge]) -> _Edge | None:
 
 
 def _spread(origins: list[Node], flows: dict[Node, list[tuple[_Edge, str]]],
-            reach: dict[Node, set[Node]]) -> dict[_Edge, dict[str, Any]]:
+            reach: dict[Node, set[Node]]) -> tuple[dict[_Edge, dict[str, Any]], int]:
     """The writes (link -> side -> canonical value) that carry each origin's value, in turn, to the
     members it reaches and no earlier origin does. One hop per plan: a value goes on past a member
     that already holds it, not past one this plan writes — the next plan (``sync`` makes it at once)
-    carries it from there, when the mirror knows where that member's new value came from."""
+    carries it from there, when the mirror knows where that member's new value came from. Also
+    returns how many members it reaches only later (some may hold the value already)."""
     writes: dict[_Edge, dict[str, Any]] = defaultdict(dict)
     claimed: set[Node] = set()
+    waiting = 0
     for origin in origins:
         if origin in claimed:
             continue
@@ -885,4 +890,5 @@ def _spread(origins: list[Node], flows: dict[Node, list[tuple[_Edge, str]]],
                     writes[e][side] = e.value(other(side))
                 else:
                     queue.append(target)
-    return writes
+        waiting += len(mine - visited)
+    return writes, waiting

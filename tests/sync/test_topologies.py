@@ -143,6 +143,9 @@ def test_chain_one_sync_carries_a_change_from_the_first_system_to_the_last(trio,
              "alfa_vt2": VT_ALFA.format(vt="vt2", direction="both" if direction == "both" else "right-to-left")}
     t = trio(chain)
     t.edit("vt1", 1, "Moved", at=T0)
+    dry = run_sync(load_config(t.path), t.names, dry_run=True).plan  # a plan shows the first hop
+    assert [(a.system, a.op) for a in dry.writes()] == [("alfa", "update")]
+    assert any("go on to further systems" in note for note in dry.notes), dry.notes
     assert t.sync() == 2
     assert t.names_of(1) == {"vt1": "Moved", "vt2": "Moved", "alfa": "Moved"}
     assert t.sync() == 0
