@@ -9,10 +9,11 @@ the target (``connector.search`` on the ``match_on`` values, else the mirror aft
 never creates it twice, and adopts a found record only when it carries what that create wrote.
 Updates are idempotent and deletes treat "already gone" as done.
 
-Right before each update its target record is read again by id (none of the CRMs has a
-conditional write, so the check cannot travel with the write; one read per update keeps the gap
-to a round trip): if a field the update writes no longer holds what the plan saw, the write is
-not sent (``stale``), the fresh record goes to the mirror and ``sync`` plans it again.
+Right before each update or delete its target record is read again by id (none of the CRMs has
+a conditional write, so the check cannot travel with the write; one read per write keeps the gap
+to a round trip): if a field the update writes (a delete: any synced field) no longer holds what
+the plan saw, the write is not sent (``stale``), the fresh record goes to the mirror and ``sync``
+plans it again.
 
 After a write, what the target *returned* is compared with what was sent: a field it stored
 differently (cut, rounded) becomes that side's base on the link, reported once as a notice, and
@@ -200,7 +201,8 @@ class Pusher:
             elif op == "create":
                 record = connector.create(entity, payload)
             else:
-                connector.delete(entity, row["remote_id"])
+                if not self._delete_if_unchanged(row, result):
+                    return
                 record = None
         except TransientError as exc:
             if op == "create":  # it may have happened: stays SENT, the next run looks it up first
@@ -232,6 +234,35 @@ class Pusher:
         self._stale(row, current, changed, result)
         return None
 
+    def _delete_if_unchanged(self, row: dict[str, Any], result: ApplyResult) -> bool:
+        """Re-read the record and delete it only if its synced fields still hold what the plan saw
+        (False: not sent, ``stale``): an edit made since is an edit-vs-delete for the next plan."""
+        connector = self.connector(row["system"])
+        with connector.http.budget.back_to_back(2):
+            found = connector.fetch(row["entity"], [row["remote_id"]])
+            changed = self._edited_since_plan(row, found[0]) if found else None
+            if not changed:
+                connector.delete(row["entity"], row["remote_id"])  # one already gone counts as deleted
+                return True
+        self._stale(row, found[0], changed, result)
+        return False
+
+    def _edited_since_plan(self, row: dict[str, Any], record: dict[str, Any]) -> str | None:
+        """How the synced fields of the record a delete would remove differ from what the plan saw."""
+        before = jsonutil.loads(row["before"] or "{}")
+        if not before:
+            return None  # planned by an older version: the record as it was is not kept
+        tr = self.translator(row["mapping"])
+        try:
+            then, now = tr.canonical(row["side"], before), tr.canonical(row["side"], record)
+        except TranslationError as exc:
+            return str(exc)
+        return "; ".join(f"{fm.name} is now {jsonutil.dumps(now.get(fm.name))} (the plan saw "
+                         f"{jsonutil.dumps(then.get(fm.name))})" for fm in self.mapping(row["mapping"]).synced_fields
+                         if now.get(fm.name) != then.get(fm.name)
+                         and not isinstance(now.get(fm.name), Pending)
+                         and not isinstance(then.get(fm.name), Pending)) or None
+
     def _changed_since_plan(self, row: dict[str, Any], record: dict[str, Any] | None) -> str | None:
         """How the target's current values of the fields written differ from what the plan saw."""
         if record is None:
@@ -252,7 +283,7 @@ class Pusher:
 
     def _stale(self, row: dict[str, Any], record: dict[str, Any] | None, changed: str, result: ApplyResult) -> None:
         """Not sent: the mirror takes what the target holds now, so the next plan starts from it."""
-        what = f"update of {row['system']}:{row['entity']} {row['remote_id']}"
+        what = f"{row['op']} of {row['system']}:{row['entity']} {row['remote_id']}"
         message = f"{what} not sent, changed since the plan: {changed}"
         log.warning("%s", message)
         writer = self.writer(row["mapping"], row["side"])

@@ -80,3 +80,24 @@ def test_undo_leaves_alone_an_edit_landing_between_its_writes(small):
     [rid] = edited
     assert small.alfa_customers()[rid]["name"] == "Исправлено"
     assert out.exit_code != 0 and "left alone" in out.output
+
+
+def test_an_edit_landing_before_a_propagated_delete_keeps_the_record(small):
+    """vtiger deleted a contact; the second look confirms it and the sync deletes the Alfa twin — but
+    an Alfa user edits that customer after the pull, before the delete goes out. The delete is not
+    sent blind: it is re-planned as the edit-vs-delete it now is (default ``keep``), the edit stays."""
+    a = next(iter(small.ids))
+    small.vt.control_delete(a)
+    run_sync(small.config)                                  # first sighting: held
+    edited: list[bool] = []
+
+    def edit_before_the_write() -> bool:                    # asked right before each write
+        if not edited:
+            edited.append(True)
+            small.alfa_edit(small.ids[a], note="Важный клиент")
+        return False
+
+    result = run_sync(small.config, should_stop=edit_before_the_write)
+    assert small.ids[a] in small.alfa_customers(), result.apply.as_dict()
+    assert small.alfa_customers()[small.ids[a]]["note"] == "Важный клиент"
+    assert result.apply.done[("alfa:customer", "delete")] == 0
