@@ -84,7 +84,7 @@ def _edge(conn: sa.Connection, mirror: Mirror, mapping: Mapping, side: str, node
         if rid is not None and row is not None:
             data = jsonutil.loads(row.data)
             sides[s] = {"data": data, "own": aware((modified(s, data) if modified else None) or row.last_changed),
-                        "origins": origin_times(conn, ref.system, ref.entity, [rid], overridden=True)}
+                        "origins": origin_times(conn, ref.system, ref.entity, [rid])}
     fields = []
     for fm in mapping.synced_fields:
         entry: dict[str, Any] = {"field": fm.name}
@@ -95,14 +95,14 @@ def _edge(conn: sa.Connection, mirror: Mirror, mapping: Mapping, side: str, node
                 entry[s] = None
                 continue
             origin: Origin | None = origins.get((ids[s], str(path)))
-            if origin is not None and origin.in_force:
+            if origin is not None:
                 status, when = "synced", origin.edited_at
-            elif fm.name in shadow or origin is not None:
+            elif fm.name in shadow:
                 status, when = "edited here", sides[s]["own"]
             else:
                 status, when = "never synced", sides[s]["own"]
             entry[s] = {"path": str(path), "value": path.get(data), "status": status,
-                        "origin": origin.as_dict() if origin is not None and origin.in_force else None,
+                        "origin": origin.as_dict() if origin is not None else None,
                         "edited_at": when.isoformat() if when else None}
         fields.append(entry)
     return {"mapping": mapping.name, "state": link.state if link is not None else "not linked",

@@ -29,7 +29,7 @@ CHUNK = 500  # ids per IN (...) query
 class Origin:
     """Where a value came from: the record and path it was first typed into (``system`` None:
     made by the sync itself, a value typed to settle a conflict), when (UTC, tz-aware), the
-    mapping and run that wrote it here. ``in_force``: the record still holds ``value``."""
+    mapping and run that wrote it here."""
 
     system: str | None
     entity: str | None
@@ -40,13 +40,12 @@ class Origin:
     value: Any
     mapping: str
     written_at: datetime
-    in_force: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """The form an outbox row carries from the plan to the write (and ``explain --json`` shows)."""
         return {"system": self.system, "entity": self.entity, "id": self.remote_id, "path": self.path,
                 "edited_at": self.edited_at.isoformat(), "run": self.run_id, "mapping": self.mapping,
-                "written_at": self.written_at.isoformat(), "value": self.value, "in_force": self.in_force}
+                "written_at": self.written_at.isoformat(), "value": self.value}
 
 
 def aware(moment: datetime) -> datetime:
@@ -59,19 +58,18 @@ def naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def origin_times(mirror_or_conn: Any, system: str, entity: str, ids: Iterable[str] | None = None, *,
-                 overridden: bool = False) -> dict[tuple[str, str], Origin]:
+def origin_times(mirror_or_conn: Any, system: str, entity: str,
+                 ids: Iterable[str] | None = None) -> dict[tuple[str, str], Origin]:
     """``{(remote_id, path): Origin}`` of the values the sync wrote to SYSTEM:ENTITY (IDS, or every
-    record) that the records still hold; ``overridden=True`` adds those edited since, with
-    ``in_force=False`` (``explain`` shows them). Takes a ``Mirror`` or an open connection."""
+    record) that the records still hold. Takes a ``Mirror`` or an open connection."""
     if isinstance(mirror_or_conn, sa.Connection):
-        return dict(_origins(mirror_or_conn, system, entity, ids, overridden))
+        return dict(_origins(mirror_or_conn, system, entity, ids))
     with mirror_or_conn.engine.connect() as conn:
-        return dict(_origins(conn, system, entity, ids, overridden))
+        return dict(_origins(conn, system, entity, ids))
 
 
-def _origins(conn: sa.Connection, system: str, entity: str, ids: Iterable[str] | None,
-             overridden: bool) -> Iterator[tuple[tuple[str, str], Origin]]:
+def _origins(conn: sa.Connection, system: str, entity: str,
+             ids: Iterable[str] | None) -> Iterator[tuple[tuple[str, str], Origin]]:
     stmt = (sa.select(P, R.c.data).select_from(P.outerjoin(R, sa.and_(
         R.c.system == P.c.system, R.c.entity == P.c.entity, R.c.remote_id == P.c.remote_id)))
         .where(P.c.system == system, P.c.entity == entity))
@@ -86,11 +84,10 @@ def _origins(conn: sa.Connection, system: str, entity: str, ids: Iterable[str] |
             value = jsonutil.loads(row.value)
             path = Path_.parse(row.path)
             held = path.get(records[row.remote_id]) if path is not None else None
-            in_force = row.data is not None and held == value
-            if in_force or overridden:
+            if row.data is not None and held == value:
                 yield (row.remote_id, row.path), Origin(
                     row.origin_system, row.origin_entity, row.origin_id, row.origin_path, aware(row.edited_at),
-                    row.run_id, value, row.mapping, aware(row.written_at), in_force)
+                    row.run_id, value, row.mapping, aware(row.written_at))
 
 
 def record_written(conn: sa.Connection, system: str, entity: str, remote_id: str,
@@ -111,9 +108,25 @@ def record_written(conn: sa.Connection, system: str, entity: str, remote_id: str
         for path, (value, origin) in written.items()])
 
 
+def void_changed(conn: sa.Connection, system: str, entity: str, records: dict[str, dict[str, Any]]) -> None:
+    """RECORDS (id -> record as now mirrored) changed: a value a sync wrote that a record no longer
+    holds loses its provenance for good, so the same value typed again later (X → Y → X) is a new
+    edit there, not the old one coming back."""
+    ids = sorted(records)
+    gone = []
+    for i in range(0, len(ids), CHUNK):
+        for row in conn.execute(sa.select(P.c.id, P.c.remote_id, P.c.path, P.c.value).where(
+                P.c.system == system, P.c.entity == entity, P.c.remote_id.in_(ids[i:i + CHUNK]))):
+            path = Path_.parse(row.path)
+            if path is None or path.get(records[row.remote_id]) != jsonutil.loads(row.value):
+                gone.append(row.id)
+    for i in range(0, len(gone), CHUNK):
+        conn.execute(sa.delete(P).where(P.c.id.in_(gone[i:i + CHUNK])))
+
+
 def forget(conn: sa.Connection, system: str, entity: str, remote_id: str) -> None:
     """A record the sync deleted keeps no provenance."""
     conn.execute(sa.delete(P).where(P.c.system == system, P.c.entity == entity, P.c.remote_id == remote_id))
 
 
-__all__ = ["Origin", "aware", "forget", "naive", "origin_times", "record_written"]
+__all__ = ["Origin", "aware", "forget", "naive", "origin_times", "record_written", "void_changed"]

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..jsonutil import dumpb, dumps, loads
 from ..redact import SECRETS
 from ..types import EntitySchema, Field
-from . import db, reporting
+from . import db, provenance, reporting
 from .models import ChangeHintRow, CursorRow, RecordRow, RunRow, SchemaRow, utcnow
 
 R = cast(sa.Table, RecordRow.__table__)
@@ -295,6 +295,7 @@ class EntityWriter:
                     self._analyze_at = 2 * self._inserted
             existing = self._existing(conn, list(prepared))
             inserts, updates, changed = [], [], []
+            moved: dict[str, dict[str, Any]] = {}  # records that changed: values a sync wrote may be gone
             for rid, (data, record) in prepared.items():
                 digest = content_hash(data)
                 old = existing.get(rid)
@@ -302,6 +303,7 @@ class EntityWriter:
                     inserts.append((self.system, self.entity, rid, data.decode(), digest, now_value, seen_value))
                 elif old[1] != digest or old[2] is not None:
                     updates.append((data.decode(), digest, seen_value, old[0]))
+                    moved[rid] = record
                 else:
                     counts.unchanged += 1
                     continue
@@ -312,6 +314,7 @@ class EntityWriter:
                 conn.exec_driver_sql(self._insert_records, inserts)
             if updates:
                 conn.exec_driver_sql(self._update_records, updates)
+                provenance.void_changed(conn, self.system, self.entity, moved)
             if changed:
                 conn.exec_driver_sql(self.reporting.upsert, changed)
                 if self.history:
