@@ -186,8 +186,6 @@ def test_ring_a_person_on_a_spoke_and_the_hub_is_created_twice_on_the_other_spok
     assert len(t.by_email("twin@example.com")["vt2"]) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="provenance counts a value as still in force when the record holds an equal "
-                                       "value again (mirror/provenance.py _origins: in_force = held == value)")
 def test_explain_calls_a_value_retyped_on_the_hub_synced_from_the_spoke(trio):
     """vt1 types X (carried to Alfa), an Alfa user changes it to Y, then types X again at T0+30.
     Seen: `explain` says Alfa's X is "synced", typed into vt1 at T0 by run 4 — the Alfa user's own
@@ -266,8 +264,6 @@ def test_star_a_spoke_that_could_not_be_read_keeps_its_newer_edit_on_the_next_ru
 
 
 
-@pytest.mark.xfail(strict=True, reason="provenance counts a value as still in force when the record holds an equal "
-                                       "value again (mirror/provenance.py _origins: in_force = held == value)")
 def test_star_a_value_retyped_on_the_hub_counts_from_when_it_was_retyped(trio):
     """vt1 types X at T0 (carried to Alfa and vt2); an Alfa user changes it to Y at T0+10 (carried
     on), then types X again at T0+30; a vt2 user types Z at T0+20. Alfa's X is the newest edit.
