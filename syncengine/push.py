@@ -518,15 +518,18 @@ def apply_plan(config: Config, plan: Plan, *, mirror: Mirror | None = None, work
                job: str | None = None, check: bool = True,
                prepared: list[tuple[Mapping, dict[str, EntitySchema]]] | None = None,
                should_stop: Callable[[], bool] | None = None, locked: bool = False,
-               progress: WriteProgress | None = None) -> ApplyResult:
+               progress: WriteProgress | None = None, run_id: int | None = None) -> ApplyResult:
     """Carry out PLAN exactly. Refused if the mirror moved since it was made; a plan interrupted
     half-way is resumed (its done writes are not repeated). ``locked``: the caller holds the
-    mappings' sync locks already. ``progress(target, finished, planned)`` after each write."""
+    mappings' sync locks already. ``progress(target, finished, planned)`` after each write.
+    ``run_id``: record the writes under this run, which the caller started and finishes (one sync
+    that applies several passes is one run, so ``undo`` of it undoes them all)."""
     mirror = mirror or Mirror(config.mirror_url)
     if not locked:
         with holding(mirror, plan.mappings):
             return apply_plan(config, plan, mirror=mirror, workers=workers, job=job, check=check,
-                              prepared=prepared, should_stop=should_stop, locked=True, progress=progress)
+                              prepared=prepared, should_stop=should_stop, locked=True, progress=progress,
+                              run_id=run_id)
     started = time.monotonic()
     prepared = prepared if prepared is not None else prepare(config, plan.mappings, mirror)
     with mirror.engine.connect() as conn:
@@ -540,7 +543,9 @@ def apply_plan(config: Config, plan: Plan, *, mirror: Mirror | None = None, work
         if current != plan.fingerprint:
             raise UsageError(f"the mirror changed since plan {plan.id[:8]} was made (a pull or another sync "
                              "ran); nothing was written. Make a new plan: syncengine plan --out FILE")
-    run_id = mirror.start_run("sync", " ".join(plan.mappings), job)
+    owned = run_id is None
+    if run_id is None:
+        run_id = mirror.start_run("sync", " ".join(plan.mappings), job)
     result = ApplyResult(run_id=run_id, plan_id=plan.id)
     pusher = Pusher(config, mirror, prepared, workers=workers)
     pusher.should_stop = should_stop
@@ -562,9 +567,14 @@ def apply_plan(config: Config, plan: Plan, *, mirror: Mirror | None = None, work
         result.requests = pusher.requests()
         pusher.close()
         result.seconds = time.monotonic() - started
-        status = "failed" if error else ("ok" if result.ok else "warning")
-        mirror.finish_run(run_id, status, result.as_dict(), error)
+        if owned:
+            mirror.finish_run(run_id, run_status(result, error), result.as_dict(), error)
     return result
+
+
+def run_status(result: ApplyResult, error: str | None) -> str:
+    """What the run history says of an apply: failed (it raised), warning (a write failed or was stale), ok."""
+    return "failed" if error else ("ok" if result.ok else "warning")
 
 
 def _origins(pusher: Pusher, plan: Plan) -> dict[str, str]:

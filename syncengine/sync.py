@@ -17,7 +17,7 @@ from .mapping import SIDES, Mapping, prepare, prepare_mirror
 from .mirror import Mirror
 from .plan import Plan, components, make_plan
 from .pull import Progress, PullResult, pull
-from .push import DEFAULT_WORKERS, ApplyResult, Pusher, WriteProgress, apply_plan, holding
+from .push import DEFAULT_WORKERS, ApplyResult, Pusher, WriteProgress, apply_plan, holding, run_status
 from .types import EntitySchema
 
 
@@ -29,7 +29,7 @@ class SyncResult:
     recovered: int = 0
     notes: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # one line each: what could not be done, and why
-    run_id: int | None = None                         # the sync run in the history (the apply's)
+    run_id: int | None = None                         # the sync run in the history (every pass's writes)
 
     @property
     def ok(self) -> bool:
@@ -97,31 +97,48 @@ def run_sync(config: Config, names: Iterable[str] | None = None, *, mirror: Mirr
         plan = make_plan(mirror, prepared)
         result = SyncResult(pull=pulled, plan=plan, recovered=recovered, notes=failed + plan.notes, failed=failed)
         if plan.mappings:
-            result.apply = apply_plan(config, plan, mirror=mirror, workers=workers, job=job, check=False,
-                                      prepared=prepared, should_stop=should_stop, locked=True,
-                                      progress=write_progress)
-            result.run_id = result.apply.run_id
-            shared = {name for group in components([m for m, _ in prepared]) if len(group) > 1 for name in group}
-            last, done = result.apply, plan
-            for _ in range(max(1, len(shared))):
-                # targets changed under the plan: the mirror has them now, plan them again; and where
-                # mappings share an entity, what one wrote goes on through the next (a record created
-                # on the hub reaches the far spoke) and links another mapping wrote settle, in this run
-                follow = last.writes and not last.failed and any(a.mapping in shared for a in done.writes())
-                if not (last.stale or follow):
-                    break
-                done = make_plan(mirror, prepared)
-                if done.empty:
-                    break
-                last = apply_plan(config, done, mirror=mirror, workers=workers, job=job, check=False,
-                                  prepared=prepared, should_stop=should_stop, locked=True)
-                result.apply.absorb(last)
-                result.notes += done.notes
-    if failed:  # the history says what the exit code says
-        if result.run_id is None:
-            result.run_id = mirror.start_run("sync", " ".join(sorted(skipped)), job)
+            _apply_passes(config, mirror, prepared, plan, result, workers=workers, job=job,
+                          should_stop=should_stop, write_progress=write_progress)
+    if failed and result.apply is None:  # the history says what the exit code says
+        result.run_id = mirror.start_run("sync", " ".join(sorted(skipped)), job)
         mirror.finish_run(result.run_id, "failed", result.as_dict(), "; ".join(failed))
     return result
+
+
+def _apply_passes(config: Config, mirror: Mirror, prepared: list[tuple[Mapping, dict[str, EntitySchema]]],
+                  plan: Plan, result: SyncResult, *, workers: int, job: str | None,
+                  should_stop: Callable[[], bool] | None, write_progress: WriteProgress | None) -> None:
+    """Apply PLAN, then plan and apply again while the run must go on, all in one run of the history:
+    ``undo`` of it undoes every pass, and its status says whether any pass failed."""
+    result.run_id = run_id = mirror.start_run("sync", " ".join(plan.mappings), job)
+    error: str | None = None
+    try:
+        result.apply = apply_plan(config, plan, mirror=mirror, workers=workers, job=job, check=False,
+                                  prepared=prepared, should_stop=should_stop, locked=True,
+                                  progress=write_progress, run_id=run_id)
+        shared = {name for group in components([m for m, _ in prepared]) if len(group) > 1 for name in group}
+        last, done = result.apply, plan
+        for _ in range(max(1, len(shared))):
+            # targets changed under the plan: the mirror has them now, plan them again; and where
+            # mappings share an entity, what one wrote goes on through the next (a record created
+            # on the hub reaches the far spoke) and links another mapping wrote settle, in this run
+            follow = last.writes and not last.failed and any(a.mapping in shared for a in done.writes())
+            if not (last.stale or follow):
+                break
+            done = make_plan(mirror, prepared)
+            if done.empty:
+                break
+            last = apply_plan(config, done, mirror=mirror, workers=workers, job=job, check=False,
+                              prepared=prepared, should_stop=should_stop, locked=True, run_id=run_id)
+            result.apply.absorb(last)
+            result.notes += done.notes
+    except BaseException as exc:
+        error = str(exc) or type(exc).__name__
+        raise
+    finally:
+        status = "failed" if result.failed else run_status(result.apply, error) if result.apply else "failed"
+        error = "; ".join(result.failed + ([error] if error else [])) or None
+        mirror.finish_run(run_id, status, result.as_dict(), error)
 
 
 def _unreadable(prepared: list[tuple[Mapping, dict[str, EntitySchema]]], pulled: PullResult) -> dict[str, str]:

@@ -407,8 +407,6 @@ def test_a_value_carried_from_a_minute_clock_keeps_its_precision(emulator, write
 
 
 
-@pytest.mark.xfail(strict=True, reason="sync.py run_sync: each re-plan's apply_plan opens its own run; the sync "
-                                       "reports the first one's id, so undo of it misses the later passes' writes")
 def test_undo_of_a_star_sync_run_undoes_every_write_that_run_reported(trio):
     """vt1's rename reaches Alfa (first pass) and vt2 (the next hop, a second pass) in one sync,
     which reports run 4 with 2 writes. `undo 4` says "1 write(s) undone": Alfa is back to "Person0",
@@ -472,8 +470,6 @@ def test_a_value_a_lossy_hub_cut_is_not_written_back_over_its_origin(emulator, w
 
 
 
-@pytest.mark.xfail(strict=True, reason="sync.py run_sync: each re-plan's apply_plan opens and finishes its own run; "
-                                       "the run the sync reports is finished before the later passes")
 def test_the_run_a_star_sync_reports_is_not_recorded_ok_when_its_hop_failed(trio):
     """vt1's rename reaches Alfa in the first pass; the hop to vt2 (second pass) gets HTTP 500 on
     every try. The sync is not ok and `--json` names run 4 — but the history says run 4 "ok", the
