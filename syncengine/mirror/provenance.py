@@ -9,6 +9,7 @@ back around a loop as new.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from .models import ProvenanceRow, RecordRow
 P = cast(sa.Table, ProvenanceRow.__table__)
 R = cast(sa.Table, RecordRow.__table__)
 CHUNK = 500  # ids per IN (...) query
+parse_path = functools.lru_cache(maxsize=1024)(Path_.parse)  # a mapping has a few paths, read per row
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def _origins(conn: sa.Connection, system: str, entity: str,
             if row.remote_id not in records:
                 records[row.remote_id] = jsonutil.loads(row.data) if row.data else {}
             value = jsonutil.loads(row.value)
-            path = Path_.parse(row.path)
+            path = parse_path(row.path)
             held = path.get(records[row.remote_id]) if path is not None else None
             if row.data is not None and held == value:
                 yield (row.remote_id, row.path), Origin(
@@ -117,7 +119,7 @@ def void_changed(conn: sa.Connection, system: str, entity: str, records: dict[st
     for i in range(0, len(ids), CHUNK):
         for row in conn.execute(sa.select(P.c.id, P.c.remote_id, P.c.path, P.c.value).where(
                 P.c.system == system, P.c.entity == entity, P.c.remote_id.in_(ids[i:i + CHUNK]))):
-            path = Path_.parse(row.path)
+            path = parse_path(row.path)
             if path is None or path.get(records[row.remote_id]) != jsonutil.loads(row.value):
                 gone.append(row.id)
     for i in range(0, len(gone), CHUNK):
