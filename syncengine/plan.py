@@ -238,22 +238,44 @@ def make_plan(mirror: Mirror, prepared: list[tuple[Mapping, dict[str, EntitySche
                           "apply checks them first and their records wait until then")
     planners = [MappingPlanner(mirror, mapping, Translator(mapping, schemas, ref_resolver(mirror, mapping.refs)),
                                doubtful) for mapping, schemas in prepared]
-    for group in components([p.mapping for p in planners]):
-        if len(group) > 1:
-            waiting = decide_across([p for p in planners if p.mapping.name in group])
-            if waiting:
-                plan.notes.append(f"{', '.join(sorted(group))}: up to {waiting} value(s) go on to further systems "
-                                  "after these writes (sync carries them in the same run; after apply, the next sync)")
+    groups = [group for group in components([p.mapping for p in planners]) if len(group) > 1]
+    for group in groups:
+        waiting = decide_across([p for p in planners if p.mapping.name in group])
+        if waiting:
+            plan.notes.append(f"{', '.join(sorted(group))}: up to {waiting} value(s) go on to further systems "
+                              "after these writes (sync carries them in the same run; after apply, the next sync)")
     for planner in planners:
         planner.run()
-        plan.actions += planner.actions
         plan.issues += planner.issues
         plan.notes += planner.notes
+    plan.actions = _one_create_per_person(planners, groups)
     with mirror.engine.connect() as conn:
         ignored = ignored_records(conn, plan.mappings)
     if ignored:  # records an operator set aside (`parked ignore`): nothing is sent for them
         plan.actions = [a for a in plan.actions if _parked_as(a) not in ignored]
     return plan
+
+
+def _one_create_per_person(planners: list[MappingPlanner], groups: list[set[str]]) -> list[Action]:
+    """The planners' actions, where two mappings sharing an entity would create one person there
+    (same ``match_on`` fields and values: both spokes of a star typed them in) keeping the first
+    create only: the next plan (``sync`` makes it at once) matches the other to the new record."""
+    shared = {name for group in groups for name in group}
+    made: set[tuple[Any, ...]] = set()
+    dropped: set[tuple[str, str | None, str | None]] = set()
+    out: list[Action] = []
+    for planner in planners:
+        for a in planner.actions:
+            if a.op == "create" and a.mapping in shared and a.match and a.match.get("key") is not None:
+                person = (a.system, a.entity, tuple(planner.mapping.match_on), jsonutil.dumps(a.match["key"]))
+                if person in made:
+                    dropped.add((a.mapping, a.left_id, a.right_id))
+                    continue
+                made.add(person)
+            if a.op == "update" and a.link_id is None and (a.mapping, a.left_id, a.right_id) in dropped:
+                continue  # a template the dropped create would have rendered back to its source
+            out.append(a)
+    return out
 
 
 def _parked_as(action: Action) -> tuple[str, str, str | None]:
@@ -757,28 +779,32 @@ def decide_across(planners: list[MappingPlanner]) -> int:
     left_alone = {joined.find(node) for node in alone}
     shared = [members for root, members in classes.items()
               if root not in left_alone and len({id(e.planner) for e in members}) > 1]
-    carried = _carried(planners[0].mirror, [e for members in shared for e in members])
+    precision = {(str(p.mapping.side(side)), p.tr.schemas[side].modified_precision) for p in planners for side in SIDES}
+    carried = _carried(planners[0].mirror, [e for members in shared for e in members], dict(precision))
     return sum(_decide_class(members, carried) for members in shared)
 
 
-def _carried(mirror: Mirror, edges: list[_Edge]) -> dict[Node, datetime]:
+def _carried(mirror: Mirror, edges: list[_Edge], precision: dict[str, int]) -> dict[Node, EditTime]:
     """The origin's edit time of each changed value a sync wrote there and the record still holds
-    (vt1's edit at T1 that a sync copied to Alfa at Ts is T1 on Alfa too, not Ts)."""
+    (vt1's edit at T1 that a sync copied to Alfa at Ts is T1 on Alfa too, not Ts), at the precision
+    of the origin's clock (PRECISION: seconds per ``system:Entity``)."""
     wanted: dict[tuple[str, str], set[str]] = defaultdict(set)
     for e in edges:
         for side in SIDES:
             if e.changed(side):
                 wanted[e.nodes[side][:2]].add(e.nodes[side][2])
-    out: dict[Node, datetime] = {}
+    out: dict[Node, EditTime] = {}
     for (system, entity), ids in wanted.items():
         for (rid, path), origin in origin_times(mirror, system, entity, ids).items():
             parsed = Path_.parse(path)
             if parsed is not None:
-                out[(system, entity, rid, parsed.key, parsed.index)] = naive(origin.edited_at)
+                edited = naive(origin.edited_at)
+                out[(system, entity, rid, parsed.key, parsed.index)] = EditTime(
+                    edited, edited, precision.get(f"{origin.system}:{origin.entity}", 1))
     return out
 
 
-def _decide_class(edges: list[_Edge], carried: dict[Node, datetime]) -> int:
+def _decide_class(edges: list[_Edge], carried: dict[Node, EditTime]) -> int:
     """The writes of one class of values (see :func:`decide_across`); returns the members left to a later hop."""
     seen_as: dict[Node, tuple[_Edge, str]] = {}                  # a node, through one of its links
     flows: dict[Node, list[tuple[_Edge, str]]] = defaultdict(list)  # node -> (link, side it may write)
@@ -797,7 +823,7 @@ def _decide_class(edges: list[_Edge], carried: dict[Node, datetime]) -> int:
 
     def time_of(node: Node) -> EditTime:
         if node in carried:
-            return EditTime(carried[node], carried[node])
+            return carried[node]
         e, side = seen_as[node]
         return e.planner.tr.edit_time(side, e.record(side).data, e.record(side).last_changed)
 
@@ -839,7 +865,8 @@ def _reach(start: Node, flows: dict[Node, list[tuple[_Edge, str]]]) -> set[Node]
 
 def _winner(pool: list[Node], key: dict[Node, Any], edges: list[_Edge], value_of: Any) -> Node | None:
     """The change that wins, or None for a person to decide. Two changes on one link's two sides:
-    that field's policy, as with two systems. More, or further apart: the newest edit when every
+    that field's policy, as with two systems. More, or further apart: the one change that no link's
+    ``left``/``right`` policy makes lose, when every mapping names a side; the newest edit when every
     mapping says ``newest`` (a tie of two linked values: that link's ``tie_break``)."""
     best = max(pool, key=key.__getitem__)
     if len({value_of(n) for n in pool}) == 1:
@@ -850,6 +877,10 @@ def _winner(pool: list[Node], key: dict[Node, Any], edges: list[_Edge], value_of
             left, right = key[edge.nodes["left"]], key[edge.nodes["right"]]
             policy = "left" if left > right else "right" if right > left else edge.fm.tie_break
         return None if policy == "manual" else edge.nodes[policy]
+    if all(e.fm.conflict in SIDES for e in edges):  # e.g. the hub wins: the one change no link's policy beats
+        beaten = {e.nodes[other(e.fm.conflict)] for e in edges if set(e.nodes.values()) <= set(pool)}
+        unbeaten = [n for n in pool if n not in beaten]
+        return unbeaten[0] if len(unbeaten) == 1 else None
     if any(e.fm.conflict != "newest" for e in edges):
         return None
     top = [n for n in pool if key[n] == key[best]]
@@ -886,9 +917,12 @@ def _spread(origins: list[Node], flows: dict[Node, list[tuple[_Edge, str]]],
                 if target in visited or target not in mine:
                     continue
                 visited.add(target)
-                if e.value(other(side)) != e.value(side):
-                    writes[e][side] = e.value(other(side))
-                else:
+                if e.value(other(side)) == e.value(side):
                     queue.append(target)
+                elif e.changed(other(side)) or e.changed(side):
+                    writes[e][side] = e.value(other(side))
+                # else each side holds what it held after the last sync on this link (one stores
+                # less than it was sent): nothing to carry, as with two systems
+
         waiting += len(mine - visited)
     return writes, waiting

@@ -159,8 +159,6 @@ def test_star_an_edit_the_write_precondition_caught_is_not_overwritten_by_the_re
     assert t.person("p0@example.com") == {"vt1": ["Newer"], "vt2": ["Newer"], "alfa": ["Newer"]}
 
 
-@pytest.mark.xfail(strict=True, reason="each mapping matches and creates alone: both spokes' creates of one e-mail "
-                                       "go to the hub in the same plan (plan.py MappingPlanner._unlinked)")
 def test_star_one_new_person_typed_on_both_spokes_is_created_twice_on_the_hub(trio):
     """The same new customer (same e-mail, match_on e-mail) entered in vt1 and vt2 before a sync.
     Seen: Alfa gets two customers with that e-mail, 'Twin2' and 'Twin1'; every later sync writes
@@ -173,8 +171,6 @@ def test_star_one_new_person_typed_on_both_spokes_is_created_twice_on_the_hub(tr
     assert len(t.by_email("twin@example.com")["alfa"]) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="each mapping creates alone: vt1_vt2 creates from vt1 and vt2_alfa creates "
-                                       "from Alfa the same person on vt2 (plan.py MappingPlanner._unlinked)")
 def test_ring_a_person_on_a_spoke_and_the_hub_is_created_twice_on_the_other_spoke(trio):
     """Ring vt1 ↔ Alfa ↔ vt2 ↔ vt1. One person already on vt1 and on Alfa (same e-mail), not yet
     on vt2. Seen: vt2 gets two contacts, 'Twin3' (from Alfa) and 'Twin1' (from vt1), for ever."""
@@ -284,8 +280,6 @@ def test_star_a_value_retyped_on_the_hub_counts_from_when_it_was_retyped(trio):
 
 
 
-@pytest.mark.xfail(strict=True, reason="plan.py _winner gives up (a person decides) on more than two changes unless "
-                                       "every mapping says newest, though both say the hub wins")
 def test_star_a_fixed_hub_wins_policy_settles_three_edits_without_a_person(trio):
     """conflict = "right" on both mappings: Alfa, the hub, wins every clash. vt1, vt2 and Alfa all
     rename the same person. Seen: nothing written, two conflicts open (One/Hub, Two/Hub) for a
@@ -358,8 +352,6 @@ email = { left = "email", right = "email[0]", normalize = "email" }
 """
 
 
-@pytest.mark.xfail(strict=True, reason="plan.py _decide_class time_of: a carried origin time is compared at 1 s "
-                                       "precision though its origin (Rukovoditel) keeps minutes")
 def test_a_value_carried_from_a_minute_clock_keeps_its_precision(emulator, write_config, sqlite_url):
     """Rukovoditel ↔ Alfa ↔ vt2. In one minute a vt2 user renames at :30 and a Rukovoditel user at
     :50 (Rukovoditel shows :00). vt2 cannot be read for one run, which carries Rukovoditel's name
@@ -438,9 +430,6 @@ job   = {{ left = "title", right = "legal_name" }}
 
 
 
-@pytest.mark.xfail(strict=True, reason="plan.py _decide_class: the lossy hub's stored value counts as changed on the "
-                                       "far link (its base there is the old value) and is spread to every member, "
-                                       "its own origin included")
 def test_a_value_a_lossy_hub_cut_is_not_written_back_over_its_origin(emulator, write_config, sqlite_url):
     """Alfa#1 ↔ vtiger ↔ Alfa#2, job title mapped to Alfa's legal_name (vtiger keeps 50 characters,
     Alfa any). An Alfa#1 user types a 70-character job title. The sync writes it to vtiger, which
