@@ -1,7 +1,7 @@
 """Is the mirror as fast to write as the API is to read? Alfa CRM customers, one emulator, one run.
 
-Prints, each measured in its own process (peak RSS via os.wait4; seconds timed inside the process,
-so interpreter start-up is left out of every figure):
+Prints, each measured in its own process (peak RSS and CPU seconds via os.wait4; seconds timed
+inside the process, so interpreter start-up is left out of them):
 
 * ``read``: the connector alone (login, describe, every page), records thrown away;
 * ``pull sqlite`` / ``pull postgresql``: ``syncengine pull`` into a fresh mirror;
@@ -14,7 +14,9 @@ The goal of issue 16.6 is pull ≤ 1.3 × read and no slower than the bare loop.
     python bench/pull_ratio.py --records 20000 --latency 0.05   # an API that answers in 50 ms
 
 Without latency the read is pure CPU (the emulator answers at once), so the ratio shows what the
-mirror costs on top; with a CRM's latency the writes hide behind the next requests.
+mirror costs on top; with a CRM's latency the writes hide behind the next requests. On a busy
+machine wall seconds wander from run to run; the CPU seconds (user + system, start-up included)
+say more steadily what each costs.
 """
 from __future__ import annotations
 
@@ -39,8 +41,8 @@ def config_text(mirror_url: str, url: str) -> str:
             f'email = "{EMAIL}"\napi_key = "${{BENCH_ALFA_KEY}}"\nentities = ["customer"]\n')
 
 
-def child(*args: str) -> tuple[dict, int]:
-    """(the JSON a child process printed last, its peak RSS in KiB)."""
+def child(*args: str) -> tuple[dict, int, float]:
+    """(the JSON a child process printed last, its peak RSS in KiB, its CPU seconds)."""
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen([sys.executable, *args], stdout=out, env={**os.environ, "BENCH_ALFA_KEY": API_KEY})
         _, status, usage = os.wait4(proc.pid, 0)
@@ -48,7 +50,7 @@ def child(*args: str) -> tuple[dict, int]:
         text = out.read().decode()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{args} failed:\n{text}")
-    return json.loads(text.strip().splitlines()[-1]), usage.ru_maxrss
+    return json.loads(text.strip().splitlines()[-1]), usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def read_child(config: str) -> None:
@@ -83,11 +85,11 @@ def bare_child(url: str, db: str) -> None:
     print(json.dumps({"records": records, "seconds": time.perf_counter() - started}))
 
 
-def pull_child(config: Path) -> tuple[dict, int]:
-    summary, rss = child("-m", "syncengine.cli", "--config", str(config), "pull", "--json")
+def pull_child(config: Path) -> tuple[dict, int, float]:
+    summary, rss, cpu = child("-m", "syncengine.cli", "--config", str(config), "pull", "--json")
     entity = summary["entities"][0]
     return {"records": entity["created"] + entity["updated"] + entity["unchanged"],
-            "seconds": summary["seconds"]}, rss
+            "seconds": summary["seconds"]}, rss, cpu
 
 
 def postgres_schema(base: str) -> tuple[str, str]:
@@ -125,7 +127,7 @@ def main() -> None:
         return bare_child(*args.bare_child)
 
     emulator, url = start_emulator("alfacrm", args.records, "--latency", str(args.latency))
-    rows: list[tuple[str, dict, int]] = []
+    rows: list[tuple[str, dict, int, float]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             config = Path(tmp, "sync.toml")
@@ -143,11 +145,13 @@ def main() -> None:
     finally:
         emulator.terminate()
         emulator.wait()
-    read = rows[0][1]["seconds"]
-    print(f"{'what':>16} {'records':>8} {'seconds':>8} {'records/s':>10} {'× read':>7} {'peak RSS':>10}")
-    for name, result, rss in rows:
+    read, read_cpu = rows[0][1]["seconds"], rows[0][3]
+    print(f"{'what':>16} {'records':>8} {'seconds':>8} {'records/s':>10} {'× read':>7} {'CPU s':>6} {'× read':>7} "
+          f"{'peak RSS':>10}")
+    for name, result, rss, cpu in rows:
         print(f"{name:>16} {result['records']:>8} {result['seconds']:>8.2f} "
-              f"{result['records'] / result['seconds']:>10.0f} {result['seconds'] / read:>7.2f} {rss / 1024:>7.1f} MiB")
+              f"{result['records'] / result['seconds']:>10.0f} {result['seconds'] / read:>7.2f} "
+              f"{cpu:>6.2f} {cpu / read_cpu:>7.2f} {rss / 1024:>7.1f} MiB")
 
 
 if __name__ == "__main__":
