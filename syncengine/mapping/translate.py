@@ -12,8 +12,10 @@ from __future__ import annotations
 import html
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -255,7 +257,8 @@ class Translator:
             if path.index is None:
                 out[path.key] = raw
                 continue
-            out[path.key] = put_element(out.get(path.key, (current or {}).get(path.key)), path.index, raw)
+            out[path.key] = put_element(out.get(path.key, (current or {}).get(path.key)), path.index, raw,
+                                        key=partial(self.typed_by_person, fm))
         return out
 
     def _raw(self, fm: FieldMap, side: str, canon: Any) -> Any:
@@ -302,19 +305,27 @@ class _Blank(dict):
         return ""
 
 
-def put_element(items: Any, index: int, raw: Any) -> list[Any]:
+def put_element(items: Any, index: int, raw: Any, key: Callable[[Any], Any] | None = None) -> list[Any]:
     """ITEMS (a raw list, a single value or nothing) with element INDEX set to RAW; a blank RAW blanks
-    the element, so the ones after it keep their places."""
+    the element, so the ones after it keep their places. A RAW the list already holds elsewhere (KEY:
+    how elements compare, e.g. a normalised e-mail) trades places with the element at INDEX: the
+    address a user made the first is not listed twice, and the one it replaced stays in the list."""
     items = list(items) if isinstance(items, list) else ([] if items in (None, "") else [items])
     if raw in (None, ""):
         if index < len(items):
             items[index] = ""
-        while items and items[-1] in (None, ""):
-            items.pop()
     else:
         while len(items) <= index:
             items.append("")
+        same = key or (lambda value: value)
+        wanted = same(raw)
+        twin = next((i for i, item in enumerate(items)
+                     if i != index and item not in (None, "") and same(item) == wanted), None)
+        if twin is not None:
+            items[twin] = items[index]
         items[index] = raw
+    while items and items[-1] in (None, ""):
+        items.pop()
     return items
 
 

@@ -309,7 +309,6 @@ def test_star_a_later_edit_of_another_field_does_not_make_an_older_name_win(trio
 
 
 
-@pytest.mark.xfail(strict=True, reason="translate.py put_element writes element 0 without looking at the others")
 def test_a_spoke_taking_the_hubs_second_address_as_its_e_mail_leaves_no_duplicate_element(trio):
     """Alfa holds [p0, work] for a person; a vt2 user changes the person's e-mail to work (the
     address the hub already lists second). Seen: Alfa's list becomes [work, work] — the same

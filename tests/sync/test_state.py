@@ -50,6 +50,19 @@ def test_clearing_a_list_element_blanks_it_and_never_shifts_the_list(small):
     assert small.vt_contacts()[a]["email"] == ""
 
 
+def test_a_first_address_the_list_already_holds_trades_places_and_is_never_listed_twice(small):
+    """vtiger's e-mail (Alfa's email[0]) becomes the address Alfa lists second, spelled otherwise:
+    the two trade places; the replaced address stays listed, the new one is not there twice."""
+    a = next(iter(small.ids))
+    small.alfa_edit(small.ids[a], email=["s0@example.com", "Second@Example.com"])
+    assert run_sync(small.config).apply.writes == 0
+    small.vt_edit(a, email="second@example.com")
+    assert run_sync(small.config).ok
+    assert small.alfa_customers()[small.ids[a]]["email"] == ["second@example.com", "s0@example.com"]
+    assert run_sync(small.config).apply.writes == 0
+    assert small.vt_contacts()[a]["email"] == "second@example.com"
+
+
 def test_text_with_ampersands_arrives_byte_identical_both_ways(small):
     """Only vtiger stores entities encoded, and only strict ``&name;``/``&#N;`` forms are decoded:
     ``&currency=`` is not ``¤cy=``, and ``<b>`` that vtiger keeps as ``&lt;b&gt;`` reads back as typed."""
