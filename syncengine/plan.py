@@ -832,10 +832,11 @@ def _decide_class(edges: list[_Edge], carried: dict[Node, EditTime]) -> int:
     # a change downstream of a one-way link loses to the change upstream of it, as with two systems
     upstream = [c for c in changed if not any(c in reach[d] and d not in reach[c] for d in changed)] or changed
     winner = _winner(upstream, key, edges, value_of)
-    if winner is None:  # for a person to decide: a conflict on each link whose sides differ, nothing written
+    if winner is None:  # for a person to decide, nothing written: a conflict on the links between the clashing
+        differ = [e for e in edges if e.value("left") != e.value("right")]  # changes, else on each that differs
+        between = [e for e in differ if all(node in changed for node in e.nodes.values())]
         for e in edges:
-            if e.value("left") != e.value("right"):
-                e.planner.decided[(e.link.id, e.fm.name)] = Decision(conflict=True)
+            e.planner.decided[(e.link.id, e.fm.name)] = Decision(conflict=e in (between or differ))
         return 0
     writes, waiting = _spread([winner, *sorted((c for c in changed if c != winner), key=key.__getitem__, reverse=True)],
                      flows, reach)

@@ -211,9 +211,6 @@ def test_explain_calls_a_value_retyped_on_the_hub_synced_from_the_spoke(trio):
 
 
 
-@pytest.mark.xfail(strict=True, reason="a resolution settles its own link only; the class's other link keeps a "
-                                       "conflict between an unedited spoke and the resolved hub (plan.py "
-                                       "decide_across leaves classes with a waiting conflict to each mapping)")
 def test_star_a_resolved_conflict_reaches_the_spoke_that_was_never_edited(trio):
     """conflict = "manual". vt1 and Alfa rename the same person; vt2 is not touched. Two conflicts
     open (vt1_alfa: One/Hub, and vt2_alfa: Person0/Hub though vt2 was never edited). The person
