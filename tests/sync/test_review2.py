@@ -233,6 +233,28 @@ def test_star_a_resolved_conflict_reaches_the_spoke_that_was_never_edited(trio):
     assert [c for c in conflicts(mirror) if c["state"] == "open"] == []
 
 
+def test_star_a_resolution_does_not_settle_a_spoke_edited_on_its_own(trio):
+    """As above, but vt2's user renamed the person too: the resolution of vt1 against the hub is
+    not vt2's, so vt2 keeps "Two" and one conflict asks about "One" against "Two"."""
+    from syncengine.conflicts import conflicts, resolve_conflict
+    from syncengine.mirror import Mirror
+
+    t = trio(star(conflict="manual"))
+    ids = linked(t)
+    t.edit_vt("vt1", ids["vt1"][0], at=T0, lastname="One")
+    t.edit_vt("vt2", ids["vt2"][0], at=T0, lastname="Two")
+    t.edit_alfa(ids["alfa"][0], name="Hub")
+    t.sync()
+    mirror = Mirror(load_config(t.path).mirror_url)
+    chosen = next(c for c in conflicts(mirror) if c["mapping"] == "vt1_alfa")
+    resolve_conflict(mirror, chosen["id"], take="left")
+    t.sync()
+    t.sync()
+    assert t.person("p0@example.com") == {"vt1": ["One"], "vt2": ["Two"], "alfa": ["One"]}
+    assert [(c["mapping"], c["left"], c["right"]) for c in conflicts(mirror) if c["state"] == "open"] == [
+        ("vt2_alfa", "Two", "One")]
+
+
 def test_star_a_spoke_that_could_not_be_read_keeps_its_newer_edit_on_the_next_run(trio):
     """A daemon run while vt2 refuses the login (its key was rotated): vt2_alfa is rightly left
     alone and the run fails; vt1_alfa writes vt1's rename (T0) to Alfa at T0+60. The next run,
