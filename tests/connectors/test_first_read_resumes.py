@@ -89,7 +89,10 @@ def test_rukovoditel_first_read_resumes_after_a_crash(emulator, write_config, sq
     added = str(app.control_insert("Contacts", {"field_213": "Новый"}))
 
     server.reset_stats()
-    assert pull(config).ok
+    second = pull(config).entity("ru", "Contacts")
+    assert second.status == "ok"
+    assert (second.created, second.updated) == (RECORDS + 1 - committed, 1)
+    assert second.unchanged <= 5   # read again: only what the change windows overlap (all 599 before)
     listing_pages = -(-(RECORDS + 1) // 1000)
     chunks_left = -(-(RECORDS + 1 - committed) // 200)
     assert server.stats_json()["requests"]["select"] <= listing_pages + chunks_left + 2  # + two change windows
@@ -116,14 +119,15 @@ def test_alfacrm_first_read_resumes_after_a_crash(emulator, write_config, sqlite
                                             "branch_ids": [1]})
 
     server.reset_stats()
-    assert pull(config).ok
+    second = pull(config).entity("alfa", "customer")
+    assert second.status == "ok"
+    assert second.unchanged <= 50 + 5   # read again: the page before the cut (everything before)
     requests = server.stats_json()["requests"]
     mirrored = Mirror(config.mirror_url).records("alfa", "customer")
     assert set(mirrored) == set(app.live_records("customer"))
     assert mirrored[str(read[0])]["name"] == app.live_records("customer")[str(read[0])]["name"]
     assert str(added["id"]) in mirrored
     pages_left = -(-(total + 1 - committed) // 50)
-    print(requests)
     assert requests.get("customer/index", 0) <= pages_left + 1 + 2 + 1  # + one page back, 2 by id, a total
 
 
