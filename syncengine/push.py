@@ -586,7 +586,8 @@ def _origins(pusher: Pusher, plan: Plan) -> dict[str, str]:
     for a in plan.writes():
         if a.op != "delete":
             groups.setdefault((a.mapping, other(a.side)), []).append(a)
-    resolved = {(a.mapping, a.left_id, a.right_id) for a in plan.actions if a.op == "link" and a.closes}
+    resolved = {(a.mapping, a.left_id, a.right_id): a.closes for a in plan.actions if a.op == "link" and a.closes}
+    typed_at = _resolved_at(pusher.mirror, [cid for closes in resolved.values() for cid in closes])
     now = utcnow().isoformat()
     for (name, source), actions in groups.items():
         mapping, tr = pusher.mapping(name), pusher.translator(name)
@@ -607,7 +608,9 @@ def _origins(pusher: Pusher, plan: Plan) -> dict[str, str]:
             data, changed = records[sid]
             edited = (tr.modified_at(source, data) or changed).isoformat()
             canon: dict[str, Any] | None = None  # only where a resolution may have typed the value
-            if (a.mapping, a.left_id, a.right_id) in resolved:
+            closes = resolved.get((a.mapping, a.left_id, a.right_id))
+            settled_at = dict(typed_at[c] for c in closes or () if c in typed_at)  # field -> when a person settled it
+            if closes is not None:
                 try:
                     canon = tr.canonical(source, data)
                 except TranslationError:
@@ -620,7 +623,7 @@ def _origins(pusher: Pusher, plan: Plan) -> dict[str, str]:
                 path = fm.paths.get(source)
                 if canon is not None and fm.template is None and canon.get(field_name) != value:  # typed
                     origins[field_name] = {"system": None, "entity": None, "id": None, "path": None,
-                                           "edited_at": now}
+                                           "edited_at": settled_at.get(field_name, now)}
                 elif path is not None and (sid, str(path)) in carried:
                     origins[field_name] = carried[(sid, str(path))].as_dict()
                 else:
@@ -628,6 +631,18 @@ def _origins(pusher: Pusher, plan: Plan) -> dict[str, str]:
                                            "path": None if path is None else str(path), "edited_at": edited}
             if origins:
                 out[a.key] = jsonutil.dumps(origins)
+    return out
+
+
+def _resolved_at(mirror: Mirror, ids: list[int]) -> dict[int, tuple[str, str]]:
+    """``{conflict id: (field, when it was settled)}``: a value a person typed counts from then."""
+    out: dict[int, tuple[str, str]] = {}
+    with mirror.engine.connect() as conn:
+        for i in range(0, len(ids), ORIGIN_CHUNK):
+            for cid, name, at in conn.execute(sa.select(ConflictRow.id, ConflictRow.field, ConflictRow.resolved_at)
+                                              .where(ConflictRow.id.in_(ids[i:i + ORIGIN_CHUNK]))):
+                if at is not None:
+                    out[cid] = (name, at.isoformat())
     return out
 
 

@@ -8,13 +8,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from syncengine import jsonutil
 from syncengine.cli import main
 from syncengine.config import load_config
 from syncengine.mirror import Mirror
-from syncengine.mirror.provenance import origin_times
+from syncengine.mirror.models import ConflictRow
+from syncengine.mirror.provenance import aware, origin_times
 from syncengine.sync import run_sync
 
 KEY = "provenance-key"
@@ -220,9 +222,11 @@ def test_a_value_typed_to_settle_a_conflict_has_no_origin_system(make_pair):
     mirror = Mirror(pair.config.mirror_url)
     (conflict,) = conflicts(mirror)
     resolve_conflict(mirror, conflict["id"], value="Agreed")
+    with mirror.engine.connect() as conn:  # typed when the person settled it, not when a later sync wrote it
+        settled = conn.execute(sa.select(ConflictRow.resolved_at).where(ConflictRow.id == conflict["id"])).scalar_one()
     assert run_sync(pair.config).ok
     for system, entity, rid, path in (("vt", "Contacts", v, "title"), ("alfa", "customer", a, "legal_name")):
         origin = origin_times(mirror, system, entity, [rid])[(rid, path)]
-        assert (origin.system, origin.value) == (None, "Agreed")
+        assert (origin.system, origin.value, origin.edited_at) == (None, "Agreed", aware(settled))
     assert "typed to settle a conflict" in CliRunner().invoke(
         main, ["--config", str(pair.config_path), "explain", "vt:Contacts", v]).output
