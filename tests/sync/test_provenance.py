@@ -230,3 +230,21 @@ def test_a_value_typed_to_settle_a_conflict_has_no_origin_system(make_pair):
         assert (origin.system, origin.value, origin.edited_at) == (None, "Agreed", aware(settled))
     assert "typed to settle a conflict" in CliRunner().invoke(
         main, ["--config", str(pair.config_path), "explain", "vt:Contacts", v]).output
+
+
+def test_a_value_undo_puts_back_does_not_claim_the_undone_writes_origin(make_pair):
+    """Undo restores the title Alfa held before: it is not the value vtiger's edit carried there, so
+    it keeps no origin of that write (it counts from its own record's edit time)."""
+    from syncengine.undo import undo
+
+    pair = make_pair(STAR.format(left="vt"))
+    v = pair.vt_add(lastname="Noor", email="noor@example.com", title="Start")
+    assert run_sync(pair.config).ok
+    a = next(iter(pair.alfa_customers()))
+    pair.vt_edit(v, title="vtiger edit")
+    carried = run_sync(pair.config)
+    mirror = Mirror(pair.config.mirror_url)
+    assert origin_times(mirror, "alfa", "customer", [a])[(a, "legal_name")].value == "vtiger edit"
+    assert not undo(pair.config, carried.apply.run_id, mirror=mirror).not_restored
+    assert pair.alfa_customers()[a]["legal_name"] == "Start"
+    assert (a, "legal_name") not in origin_times(mirror, "alfa", "customer", [a])
