@@ -110,15 +110,18 @@ def record_written(conn: sa.Connection, system: str, entity: str, remote_id: str
         for path, (value, origin) in written.items()])
 
 
-def void_changed(conn: sa.Connection, system: str, entity: str, records: dict[str, dict[str, Any]]) -> None:
+def void_changed(conn: sa.Connection, system: str, entity: str, records: dict[str, dict[str, Any]],
+                 seen: datetime) -> None:
     """RECORDS (id -> record as now mirrored) changed: a value a sync wrote that a record no longer
     holds loses its provenance for good, so the same value typed again later (X → Y → X) is a new
-    edit there, not the old one coming back."""
+    edit there, not the old one coming back. SEEN: when the read began; a value written since may
+    postdate what it read (another job's pull), so it keeps its provenance."""
     ids = sorted(records)
     gone = []
     for i in range(0, len(ids), CHUNK):
         for row in conn.execute(sa.select(P.c.id, P.c.remote_id, P.c.path, P.c.value).where(
-                P.c.system == system, P.c.entity == entity, P.c.remote_id.in_(ids[i:i + CHUNK]))):
+                P.c.system == system, P.c.entity == entity, P.c.remote_id.in_(ids[i:i + CHUNK]),
+                P.c.written_at < naive(seen))):
             path = parse_path(row.path)
             if path is None or path.get(records[row.remote_id]) != jsonutil.loads(row.value):
                 gone.append(row.id)

@@ -314,7 +314,7 @@ class EntityWriter:
                 conn.exec_driver_sql(self._insert_records, inserts)
             if updates:
                 conn.exec_driver_sql(self._update_records, updates)
-                provenance.void_changed(conn, self.system, self.entity, moved)
+                provenance.void_changed(conn, self.system, self.entity, moved, seen)
             if changed:
                 conn.exec_driver_sql(self.reporting.upsert, changed)
                 if self.history:

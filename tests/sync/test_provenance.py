@@ -21,6 +21,7 @@ from syncengine.sync import run_sync
 
 KEY = "provenance-key"
 T0 = (time.time() // 3600 + 2) * 3600 + 10  # later than every cursor; the servers' clocks are frozen around it
+T0_ISO = datetime.fromtimestamp(T0, UTC).isoformat()
 STAR = """
 left = "{left}:Contacts"
 right = "alfa:customer"
@@ -248,3 +249,25 @@ def test_a_value_undo_puts_back_does_not_claim_the_undone_writes_origin(make_pai
     assert not undo(pair.config, carried.apply.run_id, mirror=mirror).not_restored
     assert pair.alfa_customers()[a]["legal_name"] == "Start"
     assert (a, "legal_name") not in origin_times(mirror, "alfa", "customer", [a])
+
+
+def test_a_read_that_began_before_a_write_does_not_end_that_writes_provenance(mirror_url):
+    """Another job's pull read the record, then this job's push wrote it and kept the value's origin,
+    then the pull stored what it had read: that older copy says nothing about the value written since."""
+    from syncengine.mirror.models import utcnow
+    from syncengine.mirror.provenance import record_written
+    from syncengine.types import EntitySchema, Field
+
+    schema = EntitySchema("customer", [Field("id", "integer"), Field("name", "string")])
+    mirror = Mirror(mirror_url)
+    mirror.writer("alfa", schema).apply([{"id": 1, "name": "Old"}])
+    pull_began = utcnow()
+    stale_pull = mirror.writer("alfa", schema, seen_at=pull_began)
+    origin = {"system": "vt1", "entity": "Contacts", "id": "7", "path": "lastname", "edited_at": T0_ISO}
+    mirror.writer("alfa", schema).apply([{"id": 1, "name": "Carried"}])  # the push's write, mirrored
+    with mirror.engine.begin() as conn:
+        record_written(conn, "alfa", "customer", "1", {"name": ("Carried", origin)}, mapping="vt1_alfa",
+                       run_id=None, now=utcnow())
+    stale_pull.apply([{"id": 1, "name": "Old"}])  # read before the write
+    mirror.writer("alfa", schema).apply([{"id": 1, "name": "Carried"}])  # the next pull
+    assert origin_times(mirror, "alfa", "customer", ["1"])[("1", "name")].system == "vt1"
