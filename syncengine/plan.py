@@ -240,7 +240,11 @@ def make_plan(mirror: Mirror, prepared: list[tuple[Mapping, dict[str, EntitySche
                                doubtful) for mapping, schemas in prepared]
     groups = [group for group in components([p.mapping for p in planners]) if len(group) > 1]
     for group in groups:
-        waiting = decide_across([p for p in planners if p.mapping.name in group])
+        members = [p for p in planners if p.mapping.name in group]
+        contested = _contested_deletes(members)
+        for planner in members:
+            planner.contested = contested
+        waiting = decide_across(members)
         if waiting:
             plan.notes.append(f"{', '.join(sorted(group))}: up to {waiting} value(s) go on to further systems "
                               "after these writes (sync carries them in the same run; after apply, the next sync)")
@@ -275,6 +279,24 @@ def _one_create_per_person(planners: list[MappingPlanner], groups: list[set[str]
             if a.op == "update" and a.link_id is None and (a.mapping, a.left_id, a.right_id) in dropped:
                 continue  # a template the dropped create would have rendered back to its source
             out.append(a)
+    return out
+
+
+def _contested_deletes(planners: list[MappingPlanner]) -> set[tuple[str, str, str]]:
+    """Deleted records (system, entity, id) a live copy linked to them through any of these mappings
+    was edited against: an edit-vs-delete for the whole person, not only for the edited copy's link
+    (a hub delete against a spoke's edit keeps or deletes the copies on every spoke alike)."""
+    out: set[tuple[str, str, str]] = set()
+    for planner in planners:
+        for link in planner.links:
+            recs = {side: r for side in SIDES if (r := planner.records[side].get(link.id_of(side))) is not None}
+            if link.state != "active" or len(recs) < len(SIDES):
+                continue
+            for side in SIDES:
+                gone = other(side)
+                if recs[gone].deleted and not recs[side].deleted and planner._edited_since_sync(link, side):
+                    ref = planner.mapping.side(gone)
+                    out.add((ref.system, ref.entity, link.id_of(gone)))
     return out
 
 
@@ -318,6 +340,7 @@ class MappingPlanner:
         self.queue = {side: queue_of(mirror, mapping.side(side).system, mapping.side(side).entity) for side in SIDES}
         self.ended: dict[int, str] = {}  # link id -> the state this plan ends it in
         self.decided: dict[tuple[int, str], Decision] = {}  # (link id, field) decided with the other mappings
+        self.contested: set[tuple[str, str, str]] = set()  # deleted records another mapping's edit contests
         self.held = 0                    # links whose delete waits (for evidence or a person)
         with mirror.engine.connect() as conn:
             self.conflicts = conn.execute(sa.select(ConflictRow).where(
@@ -379,7 +402,8 @@ class MappingPlanner:
             return
         if m.on_delete == "propagate" and m.creates_on(survivor):
             approved = decided is not None and decided.state == "approved"
-            if not approved and self._edited_since_sync(link, survivor):
+            contested = (m.side(gone).system, m.side(gone).entity, link.id_of(gone)) in self.contested
+            if not approved and (self._edited_since_sync(link, survivor) or contested):
                 if m.on_delete_conflict == "manual":
                     self.held += 1
                     ref = f"{decided.id}" if decided else "ID"
@@ -389,7 +413,8 @@ class MappingPlanner:
                                 f"approve {ref}` deletes it, `syncengine deletes reject {ref}` keeps both")
                     return
                 if m.on_delete_conflict == "keep":
-                    self.notes.append(f"{m.name}: {m.side(survivor)} {link.id_of(survivor)} was edited after "
+                    edited = "was edited" if not contested else "(or its copy on another system) was edited"
+                    self.notes.append(f"{m.name}: {m.side(survivor)} {link.id_of(survivor)} {edited} after "
                                       f"{m.side(gone)} {link.id_of(gone)} was deleted; kept, and unlinked")
                     self._end(link, "unlinked")
                     return

@@ -344,8 +344,6 @@ def test_a_spoke_taking_the_hubs_second_address_as_its_e_mail_leaves_no_duplicat
     assert emails[0] == "work@example.com" and len(emails) == len(set(emails)), emails
 
 
-@pytest.mark.xfail(strict=True, reason="design question: each mapping settles its own edit-vs-delete (plan.py "
-                                       "MappingPlanner._deleted); the star's person gets two opposite decisions")
 def test_star_a_hub_delete_against_a_spoke_edit_is_one_decision_for_the_person(trio):
     """on_delete = "propagate". Alfa deletes a person; a vt2 user edits that person before the next
     sync. vt2_alfa keeps vt2's record (edited after the delete) and unlinks it; vt1_alfa deletes
