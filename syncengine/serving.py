@@ -101,7 +101,10 @@ class WsgiServer:
         """Close the listener and every connection inside the server's own loop (closing them from
         this thread would pull sockets from under its ``select``), then end the worker threads."""
         if self._thread is not None and self._thread.is_alive():
-            self._server.trigger.pull_trigger(self._close_all)
+            try:
+                self._server.trigger.pull_trigger(self._close_all)
+            except OSError:  # the loop's wake-up pipe is closed already (seen once at a SIGTERM 0.1 s
+                self._close_all()  # after start): nothing can wake the loop, close from here
             self._thread.join(timeout=5)
         else:
             self._close_all()
