@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from three_systems import ThreeSystems
 
 from syncengine import jsonutil
 from syncengine.cli import main
@@ -35,23 +36,13 @@ title = {{ left = "title", right = "legal_name" }}
 """
 
 
-class Star:
+class Star(ThreeSystems):
     """vt1 ↔ Alfa CRM ↔ vt2: two mappings sharing Alfa's customers, one job syncing both."""
 
     def __init__(self, emulator: Any, write_config: Any, mirror_url: str):
-        self.vt1 = emulator("vtiger", records=0, access_key=KEY)
-        self.vt2 = emulator("vtiger", records=0, access_key=KEY)
-        self.alfa = emulator("alfacrm", records=0, api_key=KEY)
-        vt = {"kind": "vtiger", "username": "admin", "access_key": KEY, "entities": ["Contacts"]}
-        self.path = write_config(mirror_url, {
-            "vt1": {**vt, "url": self.vt1.url}, "vt2": {**vt, "url": self.vt2.url},
-            "alfa": {"kind": "alfacrm", "url": self.alfa.url, "email": "admin@example.com", "api_key": KEY,
-                     "entities": ["customer"], "use_log": True}},
-            jobs=[{"name": "star", "every": "15m", "mappings": ["vt1_alfa", "vt2_alfa"]}])
-        folder = self.path.parent / "mappings"
-        folder.mkdir(exist_ok=True)
-        for left in ("vt1", "vt2"):
-            (folder / f"{left}_alfa.toml").write_text(STAR.format(left=left), encoding="utf-8")
+        super().__init__(emulator, write_config, mirror_url,
+                         {f"{left}_alfa": STAR.format(left=left) for left in ("vt1", "vt2")}, key=KEY,
+                         use_log=True, jobs=[{"name": "star", "every": "15m", "mappings": ["vt1_alfa", "vt2_alfa"]}])
         self.mirror = Mirror(mirror_url)
 
     @property
@@ -64,8 +55,7 @@ class Star:
         return result
 
     def only(self, system: str) -> str:
-        server = {"vt1": self.vt1, "vt2": self.vt2, "alfa": self.alfa}[system]
-        (rid,) = server.app.live_records("customer" if system == "alfa" else "Contacts")
+        (rid,) = self.server(system).app.live_records("customer" if system == "alfa" else "Contacts")
         return str(rid)
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from three_systems import ThreeSystems
 
 from syncengine.config import load_config
 from syncengine.sync import run_sync
@@ -44,24 +44,12 @@ def spoke(vt: str, *, direction: str = "both", conflict: str = "newest", on_dele
     return SPOKE.format(vt=vt, direction=direction, conflict=conflict, on_delete=on_delete, name=name, extra=extra)
 
 
-class Trio:
+class Trio(ThreeSystems):
     """vtiger#1, vtiger#2 and an Alfa CRM over HTTP, and the mappings named in MAPPINGS."""
 
     def __init__(self, emulator: Any, write_config: Any, mirror_url: str, mappings: dict[str, str],
                  use_log: bool = False):
-        self.vt1 = emulator("vtiger", records=0, access_key=KEY)
-        self.vt2 = emulator("vtiger", records=0, access_key=KEY)
-        self.alfa = emulator("alfacrm", records=0, api_key=KEY)
-        vt = {"kind": "vtiger", "username": "admin", "access_key": KEY, "entities": ["Contacts"]}
-        self.path: Path = write_config(mirror_url, {
-            "vt1": {**vt, "url": self.vt1.url}, "vt2": {**vt, "url": self.vt2.url},
-            "alfa": {"kind": "alfacrm", "url": self.alfa.url, "email": "admin@example.com", "api_key": KEY,
-                     "entities": ["customer"], "use_log": use_log}})
-        folder = self.path.parent / "mappings"
-        folder.mkdir(exist_ok=True)
-        for name, text in mappings.items():
-            (folder / f"{name}.toml").write_text(text, encoding="utf-8")
-        self.names = list(mappings)
+        super().__init__(emulator, write_config, mirror_url, mappings, key=KEY, use_log=use_log)
 
     def sync(self, names: list[str] | None = None, **kwargs: Any) -> Any:
         return run_sync(load_config(self.path), names or self.names, **kwargs)

@@ -6,19 +6,18 @@ which edit is newer is known to the second."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from three_systems import ThreeSystems
 
 from syncengine.config import load_config
 from syncengine.mirror import Mirror
 from syncengine.mirror.models import ConflictRow
 from syncengine.sync import run_sync
 
-VT_KEY = "vt-sync-key"  # what tests/sync/conftest.py puts in VT_ACCESS_KEY and ALFA_API_KEY
-ALFA_KEY = "alfa-sync-key"
+KEY = "topology-key"
 T0 = (time.time() // 3600 + 2) * 3600 + 10  # later than every cursor; the vtiger clocks are frozen around it
 VT_ALFA = """
 left = "{vt}:Contacts"
@@ -41,23 +40,11 @@ email = { left = "email", right = "email", normalize = "email" }
 """
 
 
-class Trio:
+class Trio(ThreeSystems):
     """Two vtigers and an Alfa CRM, each holding the same people, and mappings between them."""
 
     def __init__(self, emulator: Any, write_config: Any, mirror_url: str, mappings: dict[str, str], people: int = 3):
-        self.vt1 = emulator("vtiger", records=0, access_key=VT_KEY)
-        self.vt2 = emulator("vtiger", records=0, access_key=VT_KEY)
-        self.alfa = emulator("alfacrm", records=0, api_key=ALFA_KEY)
-        vt = {"kind": "vtiger", "username": "admin", "access_key": "${VT_ACCESS_KEY}", "entities": ["Contacts"]}
-        self.path: Path = write_config(mirror_url, {
-            "vt1": {**vt, "url": self.vt1.url}, "vt2": {**vt, "url": self.vt2.url},
-            "alfa": {"kind": "alfacrm", "url": self.alfa.url, "email": "admin@example.com",
-                     "api_key": "${ALFA_API_KEY}", "entities": ["customer"], "use_log": False}})
-        folder = self.path.parent / "mappings"
-        folder.mkdir(exist_ok=True)
-        for name, text in mappings.items():
-            (folder / f"{name}.toml").write_text(text, encoding="utf-8")
-        self.names = list(mappings)
+        super().__init__(emulator, write_config, mirror_url, mappings, key=KEY)
         self.ids: dict[str, list[str]] = {"vt1": [], "vt2": [], "alfa": []}
         for i in range(people):
             email = f"p{i}@example.com"
@@ -68,9 +55,6 @@ class Trio:
                 self.ids["alfa"].append(str(self.alfa.app.insert("customer", {
                     "branch_ids": [1], "is_study": 1, "legal_type": 1, "name": f"Person{i}",
                     "email": [email]})["id"]))
-
-    def server(self, system: str) -> Any:
-        return {"vt1": self.vt1, "vt2": self.vt2, "alfa": self.alfa}[system]
 
     def sync(self) -> int:
         """One sync of every mapping; the writes it made."""
