@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from servers import stop_promptly
 
 from syncengine import emulators
 from syncengine.emulators import EmulatorServer, Faults
@@ -27,8 +28,7 @@ def emulator() -> Iterator[Callable[..., EmulatorServer]]:
         return server
 
     yield start
-    for server in started:
-        server.stop()
+    stop_promptly(started)
 
 
 def _postgres_schema_url() -> Iterator[str]:
