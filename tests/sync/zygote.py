@@ -1,7 +1,7 @@
 """A pre-imported ``syncengine`` CLI that forks one real child process per command.
 
 The crash test kills children with SIGKILL; forking from a warm parent (no threads, no open
-database) saves the ~1 s interpreter start of each of its 30+ runs. Protocol, one line each:
+database) saves the ~1 s interpreter start of each of its runs. Protocol, one line each:
 stdin ``arg\\targ…`` → stdout ``pid N`` when the child starts, then ``exit CODE`` when it ends
 (``exit -9`` for a killed child).
 """
