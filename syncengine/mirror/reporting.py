@@ -244,9 +244,8 @@ class RowConverter:
         """The row, or None when an integer-id table gets an id that is not an integer."""
         row: list[Any] = [remote_id]
         if self.integer_ids:
-            try:
-                row[0] = _integer(remote_id)
-            except ValueError:
+            row[0] = integer_id(remote_id)
+            if row[0] is None:
                 log.warning("record id %r is not an integer: left out of the reporting table", remote_id)
                 return None
         append, get = row.append, record.get
@@ -267,6 +266,14 @@ class RowConverter:
             extra = {name: record[name] for name in self.spilled if record.get(name) not in (None, "")}
             append(_json(extra) if extra else None)
         return tuple(row)
+
+
+def integer_id(remote_id: str) -> int | None:
+    """The ``id`` of a record in an integer-id table; None for one that is no BIGINT."""
+    try:
+        return _integer(remote_id)
+    except (ValueError, ArithmeticError):  # letters (decimal's InvalidOperation), or past BIGINT
+        return None
 
 
 def _converter(c: Column, fmt: str | None, zone: ZoneInfo | None,

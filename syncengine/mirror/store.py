@@ -366,13 +366,14 @@ class EntityWriter:
 
     def _mark_deleted(self, conn: sa.Connection, ids: list[str], now: datetime) -> int:
         total = 0
-        keys: list[Any] = [i for i in ids if i.isdigit()] if self.layout.integer_ids else ids
+        keys: list[Any] = ids
+        if self.layout.integer_ids:  # the rows of ids that are no integer were never written
+            keys = [key for key in map(reporting.integer_id, ids) if key is not None]
         for chunk in chunks(ids):
             total += conn.execute(sa.update(R).where(
                 R.c.system == self.system, R.c.entity == self.entity, R.c.remote_id.in_(chunk),
                 R.c.deleted_at.is_(None)).values(deleted_at=now, last_changed=now)).rowcount
         for chunk in chunks(keys):
-            chunk = [int(k) for k in chunk] if self.layout.integer_ids else chunk
             conn.execute(sa.update(self.table).where(self.table.c.id.in_(chunk)).values(
                 _deleted=True, _synced_at=now.replace(tzinfo=UTC)))
             if self.history:

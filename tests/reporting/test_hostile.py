@@ -108,3 +108,16 @@ def test_a_non_numeric_vtiger_id_at_the_end_of_a_page_is_kept_and_paging_goes_on
         ids = set(app.live_records("Contacts"))
     mirror = Mirror(config.mirror_url)
     assert {r[0] for r in rows(mirror, "SELECT id FROM sp_contacts")} == ids | {"12xabc"}
+
+
+def test_an_id_that_is_no_bigint_in_an_integer_id_table_is_left_out_of_it_not_the_batch(mirror_url):
+    schema = EntitySchema("lead", [Field("id", "integer"), Field("name", "string")])
+    mirror = Mirror(mirror_url)
+    writer, huge = mirror.writer("crm", schema), "9" * 30
+    counts = writer.apply([{"id": "abc", "name": "letters"}, {"id": huge, "name": "huge"},
+                           {"id": "²", "name": "a digit to str.isdigit, not to int"}, {"id": 7, "name": "fine"}])
+    assert counts.created == 4
+    assert set(mirror.records("crm", "lead")) == {"abc", huge, "²", "7"}  # the raw records keep every one
+    assert rows(mirror, "SELECT id, name FROM crm_lead") == [(7, "fine")]
+    assert writer.apply([], ["abc", huge, "²"]).deleted == 3
+    assert set(mirror.records("crm", "lead")) == {"7"}
