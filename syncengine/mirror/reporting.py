@@ -401,7 +401,10 @@ def _date(value: Any) -> date:
 
 def _datetime(value: Any) -> datetime:
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except OSError as exc:  # the platform's time_t cannot hold it (2 ** 62, say): no time, as any bad value
+            raise ValueError(value) from exc
     text = str(value)
     return datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
 

@@ -121,3 +121,14 @@ def test_an_id_that_is_no_bigint_in_an_integer_id_table_is_left_out_of_it_not_th
     assert rows(mirror, "SELECT id, name FROM crm_lead") == [(7, "fine")]
     assert writer.apply([], ["abc", huge, "²"]).deleted == 3
     assert set(mirror.records("crm", "lead")) == {"7"}
+
+
+def test_a_time_past_what_the_os_reads_becomes_null_not_a_failed_batch(mirror_url):
+    schema = EntitySchema("task", [Field("id", "integer"), Field("due", "datetime"), Field("note", "text")])
+    mirror = Mirror(mirror_url)
+    counts = mirror.writer("crm", schema).apply([{"id": 1, "due": 2 ** 62, "note": "far"},  # fromtimestamp: OSError
+                                                 {"id": 2, "due": 0, "note": "epoch"}])
+    assert counts.created == 2
+    assert [tuple(r) for r in rows(mirror, "SELECT id, due IS NULL, note FROM crm_task ORDER BY id")] == [
+        (1, True, "far"), (2, False, "epoch")]
+    assert mirror.records("crm", "task")["1"]["due"] == 2 ** 62
