@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from operator import itemgetter
@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from ..jsonutil import dumpb
 from ..types import EntitySchema, Field
+from .db import sqlite_time
 
 log = logging.getLogger("syncengine.mirror")
 
@@ -226,46 +227,80 @@ class RowConverter:
     ``_synced_at``, and ``_extra`` if fields spilled), ready for a driver-level ``executemany``.
     """
 
-    def __init__(self, schema: EntitySchema, layout: Layout, time_text: Callable[[datetime], Any] | None = None):
-        """TIME_TEXT: how the driver writes a datetime (SQLite: the text of ``db.sqlite_time``), applied
+    def __init__(self, schema: EntitySchema, layout: Layout, sqlite: bool = False):
+        """SQLITE: times, dates and numbers as the text db.py's sqlite3 adapters would bind, made
         once per distinct value in the converters' caches instead of by the driver for every row."""
         zone = ZoneInfo(schema.timezone) if schema.timezone not in ("UTC", "") else None
         formats = {f.name: f.format for f in schema.fields}
-        # (field, converter); text fields keep a str without NUL as it is, without a call (the common case)
-        self.fields = [(c.field, None if c.kind == "text" and c.labels is None
-                        else _converter(c, formats.get(c.field), zone, time_text)) for c in layout.columns]
-        self.spilled = layout.spilled
-        self.integer_ids = layout.integer_ids
         self.columns = ["id", *(c.name for c in layout.columns), "_deleted", "_synced_at",
-                        *(["_extra"] if self.spilled else [])]
+                        *(["_extra"] if layout.spilled else [])]
+        self._row = _compile(layout, [_converter(c, formats.get(c.field), zone, sqlite) for c in layout.columns],
+                             sqlite)
 
     def __call__(self, remote_id: str, record: dict[str, Any], synced_at: Any,
                  deleted: bool = False) -> tuple[Any, ...] | None:
         """The row, or None when an integer-id table gets an id that is not an integer."""
-        row: list[Any] = [remote_id]
-        if self.integer_ids:
-            row[0] = integer_id(remote_id)
-            if row[0] is None:
-                log.warning("record id %r is not an integer: left out of the reporting table", remote_id)
-                return None
-        append, get = row.append, record.get
-        for name, convert in self.fields:
-            value = get(name)
-            if value is None or value == "":
-                append(None)
-            elif convert is None:
-                append(value if value.__class__ is str and "\x00" not in value else _text(value))
-            else:
-                try:
-                    append(convert(value))
-                except (TypeError, ValueError, OverflowError, ArithmeticError):
-                    append(None)
-        append(deleted)
-        append(synced_at)
-        if self.spilled:
-            extra = {name: record[name] for name in self.spilled if record.get(name) not in (None, "")}
-            append(_json(extra) if extra else None)
-        return tuple(row)
+        return self._row(remote_id, record, synced_at, deleted)
+
+
+#: What a converter may raise for a value it cannot read (the column gets NULL).
+_UNREADABLE = (TypeError, ValueError, OverflowError, ArithmeticError)
+
+
+def _common_case(kind: str, labels: bool, sqlite: bool) -> tuple[str, str] | None:
+    """(test, stored value) of the value most records hold in a column of KIND, as Python source:
+    what its converter returns for it, given without a call (tests/reporting/test_write_path.py)."""
+    if labels:
+        return None
+    return {"text": ('v.__class__ is str and "\\x00" not in v', "v"),
+            "integer": ("v.__class__ is int and -_BIGINT <= v < _BIGINT", "v"),
+            "number": ("v.__class__ is int", "str(v)" if sqlite else "Decimal(v)"),
+            "boolean": ("v.__class__ is bool", "v"),
+            "json": ("v.__class__ is list and not v", '"[]"')}.get(kind)
+
+
+def _compile(layout: Layout, converters: list[Callable[[Any], Any]], sqlite: bool) -> Callable[..., Any]:
+    """One function per layout that builds a row: a loop over the columns with a call per value
+    was the slowest step of writing a record. Each column reads like this::
+
+        v = get('balance')
+        if v is None or v == "":
+            c15 = None
+        elif v.__class__ is int:       # the common case, when its kind has one
+            c15 = Decimal(v)
+        else:
+            try:
+                c15 = convert[15](v)
+            except _UNREADABLE:
+                c15 = None
+    """
+    lines = ["def row(remote_id, record, synced_at, deleted):", "    get = record.get"]
+    if layout.integer_ids:
+        lines += ["    key = integer_id(remote_id)", "    if key is None:",
+                  "        return not_an_integer(remote_id)"]
+    for i, column in enumerate(layout.columns):
+        lines += [f"    v = get({column.field!r})", '    if v is None or v == "":', f"        c{i} = None"]
+        if common := _common_case(column.kind, column.labels is not None, sqlite):
+            lines += [f"    elif {common[0]}:", f"        c{i} = {common[1]}"]
+        lines += ["    else:", "        try:", f"            c{i} = convert[{i}](v)",
+                  "        except _UNREADABLE:", f"            c{i} = None"]
+    values = ["key" if layout.integer_ids else "remote_id", *(f"c{i}" for i in range(len(layout.columns))),
+              "deleted", "synced_at", *(["spill(record)"] if layout.spilled else [])]
+    lines.append(f"    return ({', '.join(values)})")
+    spilled = layout.spilled
+
+    def spill(record: dict[str, Any]) -> str | None:
+        extra = {name: record[name] for name in spilled if record.get(name) not in (None, "")}
+        return _json(extra) if extra else None
+
+    def not_an_integer(remote_id: str) -> None:
+        log.warning("record id %r is not an integer: left out of the reporting table", remote_id)
+
+    namespace: dict[str, Any] = {
+        "convert": converters, "integer_id": integer_id, "not_an_integer": not_an_integer, "spill": spill,
+        "_UNREADABLE": _UNREADABLE, "_BIGINT": _BIGINT, "Decimal": Decimal}
+    exec(compile("\n".join(lines), f"<reporting row of {layout.table.name}>", "exec"), namespace)
+    return namespace["row"]
 
 
 def integer_id(remote_id: str) -> int | None:
@@ -276,29 +311,29 @@ def integer_id(remote_id: str) -> int | None:
         return None
 
 
-def _converter(c: Column, fmt: str | None, zone: ZoneInfo | None,
-               time_text: Callable[[datetime], Any] | None) -> Callable[[Any], Any]:
+def _converter(c: Column, fmt: str | None, zone: ZoneInfo | None, sqlite: bool) -> Callable[[Any], Any]:
     if c.labels is not None:
         labels = c.labels
         return lambda v: labels.get(str(v))
     if c.kind == "integer":
         return _integer
     if c.kind == "number":
-        return _decimal
+        return _decimal_text if sqlite else _decimal
     if c.kind == "boolean":
         return _boolean
     if c.kind == "json":
         return _json
     # dates and times repeat across records, and strptime is slow: each converter keeps a cache
     if c.kind == "date":
-        if fmt:
-            read = strptime(fmt)
-            return lru_cache(4096)(lambda v: read(v).date())
-        return lru_cache(4096)(_date)
+        read = strptime(fmt) if fmt else None
+
+        def day(value: Any) -> date:
+            return read(value).date() if read else _date(value)
+        return lru_cache(4096)((lambda v: day(v).isoformat()) if sqlite else day)
     if c.kind == "datetime":
         parse = strptime(fmt) if fmt else _datetime
-        if time_text:
-            return lru_cache(4096)(lambda v: time_text(_to_utc(parse(v), zone)))
+        if sqlite:
+            return lru_cache(4096)(lambda v: _utc_text(parse(v), zone))
         return lru_cache(4096)(lambda v: _to_utc(parse(v), zone))
     return _text
 
@@ -344,11 +379,14 @@ def _text(value: Any) -> str:
     return text.replace("\x00", "")  # PostgreSQL text cannot hold NUL; one bad value must not fail a batch
 
 
+_BACKSLASH = ord("\\")
+
+
 def _json(value: Any) -> str:
     if not value and value.__class__ in (list, dict):  # most list fields are empty
         return "[]" if value.__class__ is list else "{}"
     data = dumpb(value)
-    if b"\\u0000" in data:  # nor can jsonb
+    if _BACKSLASH in data and b"\\u0000" in data:  # nor can jsonb (a byte is found 10× faster than bytes)
         data = dumpb(_without_nul(value))
     return data.decode()
 
@@ -384,6 +422,17 @@ def _decimal(value: Any) -> Decimal:
     return number
 
 
+_PLAIN_NUMBER = re.compile(r"-?[1-9][0-9]*(\.[0-9]+)?").fullmatch  # the text str(Decimal(it)) gives back
+
+
+def _decimal_text(value: Any) -> str:
+    """``str(_decimal(value))``, the text SQLite is given for a number (db.py), made without a
+    Decimal for the plain numbers most CRMs send."""
+    if value.__class__ is str and _PLAIN_NUMBER(value):
+        return value
+    return str(_decimal(value))
+
+
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -412,5 +461,18 @@ def _datetime(value: Any) -> datetime:
 def _to_utc(value: datetime, zone: ZoneInfo | None) -> datetime:
     """An aware UTC datetime (SQLite stores it as naive UTC text, see ``db.py``)."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=UTC) if zone is None else value.replace(tzinfo=zone).astimezone(UTC)
+        return _naive_utc(value, zone).replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def _utc_text(value: datetime, zone: ZoneInfo | None) -> str:
+    """``db.sqlite_time(_to_utc(value, zone))`` without two of its three ``replace`` calls, the slow part."""
+    if value.tzinfo is None:
+        return _naive_utc(value, zone).isoformat(" ")
+    return sqlite_time(value)
+
+
+def _naive_utc(wall: datetime, zone: ZoneInfo | None) -> datetime:
+    """A naive time of ZONE as naive UTC: minus the zone's offset at that wall time, as
+    ``replace(tzinfo=zone).astimezone(UTC)`` takes it (fold 0), without that slow ``replace``."""
+    return wall if zone is None else wall - (zone.utcoffset(wall) or timedelta())

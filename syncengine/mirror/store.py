@@ -173,7 +173,7 @@ class ReportingTable:
         self.layout = reporting.Layout(system, schema)
         self.table = self.layout.table
         self.time_text: Callable[[datetime], Any] | None = db.sqlite_time if dialect.name == "sqlite" else None
-        self.to_row = reporting.RowConverter(schema, self.layout, self.time_text)
+        self.to_row = reporting.RowConverter(schema, self.layout, sqlite=dialect.name == "sqlite")
         self.system, self.entity = system, schema.name
         sql = _DriverSql(dialect)
         names = [sql.ident(c) for c in self.to_row.columns]
