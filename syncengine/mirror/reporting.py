@@ -234,13 +234,10 @@ class RowConverter:
         formats = {f.name: f.format for f in schema.fields}
         self.columns = ["id", *(c.name for c in layout.columns), "_deleted", "_synced_at",
                         *(["_extra"] if layout.spilled else [])]
-        self._row = _compile(layout, [_converter(c, formats.get(c.field), zone, sqlite) for c in layout.columns],
-                             sqlite)
-
-    def __call__(self, remote_id: str, record: dict[str, Any], synced_at: Any,
-                 deleted: bool = False) -> tuple[Any, ...] | None:
-        """The row, or None when an integer-id table gets an id that is not an integer."""
-        return self._row(remote_id, record, synced_at, deleted)
+        #: ``row(remote_id, record, synced_at, deleted)``: the row, or None when an integer-id
+        #: table gets an id that is not an integer
+        self.row: Callable[[str, dict[str, Any], Any, bool], tuple[Any, ...] | None] = _compile(
+            layout, [_converter(c, formats.get(c.field), zone, sqlite) for c in layout.columns], sqlite)
 
 
 #: What a converter may raise for a value it cannot read (the column gets NULL).

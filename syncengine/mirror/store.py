@@ -173,10 +173,11 @@ class ReportingTable:
         self.layout = reporting.Layout(system, schema)
         self.table = self.layout.table
         self.time_text: Callable[[datetime], Any] | None = db.sqlite_time if dialect.name == "sqlite" else None
-        self.to_row = reporting.RowConverter(schema, self.layout, sqlite=dialect.name == "sqlite")
+        converter = reporting.RowConverter(schema, self.layout, sqlite=dialect.name == "sqlite")
+        self.to_row = converter.row
         self.system, self.entity = system, schema.name
         sql = _DriverSql(dialect)
-        names = [sql.ident(c) for c in self.to_row.columns]
+        names = [sql.ident(c) for c in converter.columns]
         self.upsert = (
             f"INSERT INTO {sql.ident(self.table.name)} ({', '.join(names)}) "
             f"VALUES ({', '.join([sql.param] * len(names))}) "
@@ -247,11 +248,19 @@ class EntityWriter:
         self.reporting = ReportingTable(mirror.engine.dialect, system, options.schema(schema))
         self.layout, self.table, self.to_row = self.reporting.layout, self.reporting.table, self.reporting.to_row
         self._sql = _DriverSql(mirror.engine.dialect)
+        # SQLite gets a record's JSON as the UTF-8 it was encoded to, made TEXT by the CAST: the
+        # same stored text, without decoding it for Python and encoding it again for the driver
+        sqlite = mirror.engine.dialect.name == "sqlite"
+        data = "CAST(? AS TEXT)" if sqlite else "?"
+        self._data_param: Callable[[bytes], Any] = (lambda data: data) if sqlite else bytes.decode
         self._insert_records = self._sql(
             "INSERT INTO records (system, entity, remote_id, data, hash, first_seen, last_changed) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)")
+            f"VALUES (?, ?, ?, {data}, ?, ?, ?)")
         self._update_records = self._sql(
-            "UPDATE records SET data = ?, hash = ?, last_changed = ?, deleted_at = NULL WHERE id = ?")
+            f"UPDATE records SET data = {data}, hash = ?, last_changed = ?, deleted_at = NULL WHERE id = ?")
+        # cursor times as SQLAlchemy's DateTime stores them (with microseconds on SQLite), driver-level
+        self._cursor_time = sa.DateTime().dialect_impl(mirror.engine.dialect).bind_processor(
+            mirror.engine.dialect) or (lambda value: value)
         self.history = _History(mirror.engine.dialect, self.layout) if options.history else None
         self._inserted, self._analyze_at = 0, 1000  # records this writer inserted; when to ANALYZE next
         with mirror.engine.begin() as conn:
@@ -278,9 +287,11 @@ class EntityWriter:
         stamp: Callable[[datetime], Any] = self.reporting.time_text or (lambda value: value)
         now_value, seen_value, synced_value = stamp(now), stamp(seen), stamp(synced_at)
         counts = Counts()
+        filters, system, entity, to_row, data_param = (
+            self.options.filters, self.system, self.entity, self.to_row, self._data_param)
         prepared: dict[str, tuple[bytes, dict[str, Any]]] = {}
         for record in records:
-            if self.options.filters:
+            if filters:
                 record = self.options.record(record)
             prepared[str(record["id"])] = (encode(record), record)
         with self.mirror.engine.begin() as conn:
@@ -300,14 +311,14 @@ class EntityWriter:
                 digest = content_hash(data)
                 old = existing.get(rid)
                 if old is None:
-                    inserts.append((self.system, self.entity, rid, data.decode(), digest, now_value, seen_value))
+                    inserts.append((system, entity, rid, data_param(data), digest, now_value, seen_value))
                 elif old[1] != digest or old[2] is not None:
-                    updates.append((data.decode(), digest, seen_value, old[0]))
+                    updates.append((data_param(data), digest, seen_value, old[0]))
                     moved[rid] = record
                 else:
                     counts.unchanged += 1
                     continue
-                if (row := self.to_row(rid, record, synced_value)) is not None:
+                if (row := to_row(rid, record, synced_value, False)) is not None:
                     changed.append(row)
             # Driver-level executemany: the ORM's per-row bookkeeping would cost more than the API.
             if inserts:
@@ -381,15 +392,18 @@ class EntityWriter:
         return total
 
     def _save_cursor(self, conn: sa.Connection, cursor: str | None, swept_at: datetime | None) -> None:
-        values: dict[str, Any] = {"system": self.system, "entity": self.entity, "updated_at": utcnow()}
+        """Driver-level: an ORM statement built and compiled for every batch cost more than its write."""
+        values: dict[str, Any] = {"updated_at": self._cursor_time(utcnow())}
         if cursor is not None:
             values["cursor"] = cursor
         if swept_at is not None:
-            values["last_sweep_at"] = swept_at
-        table = cast(sa.Table, CursorRow.__table__)
-        if conn.execute(sa.update(table).where(table.c.system == self.system,
-                                               table.c.entity == self.entity).values(**values)).rowcount == 0:
-            conn.execute(sa.insert(table).values(**values))
+            values["last_sweep_at"] = self._cursor_time(swept_at)
+        names = [self._sql.ident(name) for name in values]
+        key = (self.system, self.entity)
+        if conn.exec_driver_sql(self._sql(f"UPDATE cursors SET {', '.join(f'{n} = ?' for n in names)} "
+                                          "WHERE system = ? AND entity = ?"), (*values.values(), *key)).rowcount == 0:
+            conn.exec_driver_sql(self._sql(f"INSERT INTO cursors (system, entity, {', '.join(names)}) "
+                                           f"VALUES ({', '.join('?' * (len(names) + 2))})"), (*key, *values.values()))
 
 
 class _History:

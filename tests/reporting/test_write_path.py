@@ -95,12 +95,12 @@ def test_the_compiled_row_is_what_each_value_converted_alone_gives(zone, sqlite)
                                                format=fmt) for i, (kind, fmt) in enumerate(KINDS)]
     schema = EntitySchema("thing", fields, timezone=zone)
     layout = Layout("crm", schema)
-    to_row = RowConverter(schema, layout, sqlite=sqlite)
+    to_row = RowConverter(schema, layout, sqlite=sqlite).row
     formats = {f.name: f.format for f in fields}
     for number, value in enumerate(HOSTILE):
         record = {"id": number, **{f.name: value for f in fields[1:]}}
         want = [obvious(c, formats[c.field], zone, value) for c in layout.columns]
-        row = to_row(str(number), record, "now")
+        row = to_row(str(number), record, "now", False)
         assert row is not None
         got = list(row[1:-2])
         if sqlite:
